@@ -1,0 +1,3 @@
+from agent.cli import entry_point
+
+entry_point()

@@ -1,0 +1,177 @@
+"""The ``harvest`` command line: the one boundary where errors become exit codes.
+
+Expected failures (bad config, unreadable journal) print one line and exit non-zero;
+only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from agent import __version__
+from agent.config import AgentConfig, ConfigInvalid, load_config, resolve_config_path
+from agent.errors import FatalError, HarvestError
+
+app = typer.Typer(
+    name="harvest",
+    help="Harvest agent: settle, checksum and archive instrument acquisitions as verified BagIt datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $HARVEST_CONFIG, then the platform default)."),
+]
+
+
+def _fail(error: HarvestError) -> typer.Exit:
+    typer.echo(f"harvest: {error}", err=True)
+    return typer.Exit(error.exit_code)
+
+
+def _load(config_path: Path | None) -> AgentConfig:
+    try:
+        return load_config(resolve_config_path(config_path))
+    except FatalError as error:
+        raise _fail(error) from None
+
+
+def _setup_logging(config: AgentConfig, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, config.logging.level.upper())
+    if config.logging.format == "json":
+        formatter: logging.Formatter = _JsonFormatter()
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("watchdog").setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+             "message": record.getMessage()}
+        )  # fmt: skip
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"harvest-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Harvest agent command line."""
+
+
+def _install_signal_handlers(stop: Any) -> None:
+    def handle(signal_number: int, frame: FrameType | None) -> None:
+        logging.getLogger("agent").info("received signal %d: stopping at the next safe point", signal_number)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@app.command()
+def run(config_path: ConfigOption = None, verbose: bool = False) -> None:
+    """Run the agent in the foreground until SIGTERM/SIGINT (resumes where it left off)."""
+    from agent.engine import Engine
+
+    config = _load(config_path)
+    _setup_logging(config, verbose)
+    try:
+        engine = Engine(config)
+        _install_signal_handlers(engine.stop_event)
+        engine.run()
+    except HarvestError as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def scan(
+    config_path: ConfigOption = None,
+    root: Annotated[list[Path] | None, typer.Option("--root", help="Only this watched root (repeatable).")] = None,
+    verbose: bool = False,
+) -> None:
+    """Harvest what is there now: settle, deliver, close its datasets, then exit.
+
+    Exit 0 if everything is verified at every destination, 1 if any item failed, 2 for a config error.
+    """
+    from agent.engine import Engine
+    from agent.scan_summary import summarize
+
+    config = _load(config_path)
+    if root:
+        wanted = {path.absolute() for path in root}
+        rules = [rule for rule in config.watch if rule.path.absolute() in wanted]
+        if not rules:
+            raise _fail(FatalError(f"--root must name a watched root; configured: {[str(r.path) for r in config.watch]}"))
+        config = config.model_copy(update={"watch": rules})
+    _setup_logging(config, verbose)
+    try:
+        engine = Engine(config, oneshot=True)
+        _install_signal_handlers(engine.stop_event)
+        engine.run()
+        summary = summarize(config)
+    except HarvestError as error:
+        raise _fail(error) from None
+    typer.echo(summary.text)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+@app.command()
+def status(config_path: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show what the agent is doing and whether data is safe at the archive."""
+    from agent.status import build_status
+    from agent.status_view import render_status
+
+    config = _load(config_path)
+    try:
+        report = build_status(config.state_dir)
+    except HarvestError as error:
+        raise _fail(error) from None
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(render_status(report))
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="The config file to validate.")]) -> None:
+    """Validate a config file; print every problem with file:line and key path."""
+    try:
+        config = load_config(file)
+    except ConfigInvalid as error:
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(2) from None
+    except FatalError as error:
+        raise _fail(error) from None
+    typer.echo(
+        f"{file}: OK (instrument {config.instrument.id}, {len(config.watch)} watched root(s),"
+        f" {len(config.destinations)} destination(s))"
+    )
+
+
+def entry_point() -> None:
+    app()

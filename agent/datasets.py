@@ -1,0 +1,85 @@
+"""Dataset stage: which dataset a file belongs to, and when a dataset is complete.
+
+Placement comes from the watch rule's template (see ``agent.templates``). Closing is
+decided on the LOCAL MONOTONIC clock, by three rules:
+
+* idle: no member appeared or changed for ``dataset_idle_seconds``;
+* marker: the configured marker file (e.g. ``acquisition.done``) has settled;
+* cap: the dataset has been open for ``dataset_max_open_seconds`` (forced close, with a
+  warning), so a forgotten acquisition still reaches the archive.
+
+A dataset never closes while one of its files is still settling. Timers live in memory:
+after a restart every open dataset starts a fresh idle period, which can only delay a
+close, never make one early.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from agent.config.models import Settle
+
+
+@dataclass
+class _Timer:
+    opened: float
+    last_activity: float
+    marker_seen: bool = False
+
+
+@dataclass(frozen=True)
+class CloseDecision:
+    dataset_id: int
+    reason: str
+
+
+@dataclass
+class DatasetTimers:
+    settle: Settle
+    clock: Callable[[], float] = time.monotonic
+    _timers: dict[int, _Timer] = field(default_factory=dict)
+
+    def track(self, dataset_id: int) -> None:
+        """Start timing an open dataset found in the journal (e.g. after a restart)."""
+        if dataset_id not in self._timers:
+            now = self.clock()
+            self._timers[dataset_id] = _Timer(now, now)
+
+    def touch(self, dataset_id: int, *, marker: bool = False) -> None:
+        """A member of the dataset appeared or changed."""
+        now = self.clock()
+        timer = self._timers.setdefault(dataset_id, _Timer(now, now))
+        timer.last_activity = now
+        timer.marker_seen = timer.marker_seen or marker
+
+    def forget(self, dataset_id: int) -> None:
+        self._timers.pop(dataset_id, None)
+
+    def __contains__(self, dataset_id: int) -> bool:
+        return dataset_id in self._timers
+
+    def due(self, busy: Iterable[int]) -> list[CloseDecision]:
+        """Datasets that should close now; *busy* ones still have files settling."""
+        now = self.clock()
+        busy_ids = set(busy)
+        decisions = []
+        for dataset_id, timer in self._timers.items():
+            if now - timer.opened >= self.settle.dataset_max_open_seconds:
+                decisions.append(CloseDecision(dataset_id, "forced: open longer than dataset_max_open_seconds"))
+            elif dataset_id in busy_ids:
+                continue
+            elif timer.marker_seen:
+                decisions.append(CloseDecision(dataset_id, f"marker file {self.settle.marker} arrived"))
+            elif self.settle.marker is None and now - timer.last_activity >= self.settle.dataset_idle_seconds:
+                decisions.append(CloseDecision(dataset_id, "idle"))
+        for decision in decisions:
+            del self._timers[decision.dataset_id]
+        return decisions
+
+    def next_deadline(self) -> float | None:
+        deadlines = [timer.opened + self.settle.dataset_max_open_seconds for timer in self._timers.values()]
+        if self.settle.marker is None:
+            deadlines += [timer.last_activity + self.settle.dataset_idle_seconds for timer in self._timers.values()]
+        return min(deadlines, default=None)

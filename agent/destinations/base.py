@@ -1,0 +1,78 @@
+"""The one destination interface that every transport implements.
+
+A transport owns how bytes reach its archive; the engine owns *when* and records the
+outcome in the journal. A transport raises only the agent's own errors: ``ItemError``
+for one file, ``TransientError`` when the archive is unreachable or full, ``AuthError``
+when it refuses the credentials.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from agent.journal import FileIdentity
+from agent.package.sidecar import DatasetPackage
+
+
+@dataclass(frozen=True)
+class PayloadItem:
+    """One file version to deliver into a dataset's bag."""
+
+    source_path: Path
+    identity: FileIdentity
+    sha256: str
+    bag_path: str
+    path_in_dataset: str
+    resume_offset_bytes: int
+    follow_symlinks: bool = False
+
+
+class TransferControl(Protocol):
+    """How a transport reports progress to, and takes orders from, the engine."""
+
+    def started(self, remote_key: str, resumed_from_bytes: int | None) -> None:
+        """Called once, before the first byte is written (records intent)."""
+
+    def checkpoint(self, offset_bytes: int) -> None:
+        """Everything before *offset_bytes* is durable at the destination."""
+
+    def progress(self, sent_bytes: int) -> None:
+        """*sent_bytes* more bytes were sent; may block to honour a bandwidth limit."""
+
+    def should_stop(self) -> bool:
+        """True when the agent is shutting down: stop at the next checkpoint."""
+
+
+class DeliveryOutcome(Protocol):
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class Delivered:
+    remote_key: str
+    skipped: bool  # the destination already held these exact bytes
+
+
+class DestinationTransport(ABC):
+    """A place datasets are archived to."""
+
+    name: str
+
+    @abstractmethod
+    def probe(self) -> None:
+        """Raise ``TransientError`` / ``AuthError`` unless the destination is usable now."""
+
+    @abstractmethod
+    def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
+        """Copy one file, verify it, and make it visible under its final name."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make every delivery since the last call durable (called before journalling them)."""
+
+    @abstractmethod
+    def commit(self, package: DatasetPackage) -> None:
+        """Write the package's tag files, manifests last: the bag is then complete."""

@@ -1,0 +1,312 @@
+"""The engine: runs the pipeline stages and connects them through the journal.
+
+The engine's own thread does discovery (watch hints + reconcile scans), the settle
+stage and dataset closing; one thread hashes; one thread per destination transfers and
+commits. Stages never call each other: they record states in the journal and wake the
+next stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from agent import __version__
+from agent.config.models import AgentConfig, WatchRule
+from agent.datasets import DatasetTimers
+from agent.destinations import build_transports
+from agent.destinations.base import DestinationTransport
+from agent.engine.hash_worker import HashWorker
+from agent.engine.transfer_worker import TransferWorker
+from agent.filters import PathFilter
+from agent.hashing import identity_of
+from agent.journal import FileRecord, FileState, Journal, SettledFile
+from agent.settle import Candidate, SettleTracker
+from agent.watch import Found, RootWatcher, relative_posix, scan_tree
+
+logger = logging.getLogger(__name__)
+SCAN_SLICE = 2000
+HEARTBEAT_SECONDS = 2.0
+WATCHER_CHECK_SECONDS = 5.0
+
+
+class _Root:
+    """One watched root with its rule, filter and watcher."""
+
+    def __init__(self, rule: WatchRule, hints: queue.Queue[tuple[Path, Path]]) -> None:
+        self.rule = rule
+        self.path = rule.path
+        self.key = str(rule.path)
+        self.filter = PathFilter(rule.include, rule.exclude)
+        self.template = rule.template
+        self.watcher = RootWatcher(
+            rule.path, hints, polling=rule.polling, polling_interval=rule.polling_interval_seconds
+        )
+
+
+class Engine:
+    def __init__(self, config: AgentConfig, *, oneshot: bool = False, watch: bool = True) -> None:
+        self.config = config
+        self.oneshot = oneshot
+        self.stop_event = threading.Event()
+        self._hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
+        self._roots = [_Root(rule, self._hints) for rule in config.watch]
+        self._use_watchers = watch and not oneshot
+        self._tracker = SettleTracker(config.settle.quiet_seconds)
+        self._timers = DatasetTimers(config.settle)
+        self._journal = Journal(config.state_dir)
+        self._scans: list[tuple[_Root, Iterator[Found]]] = []
+        self._next_scan = 0.0
+        self._next_heartbeat = 0.0
+        self._next_watcher_check = 0.0
+        self.transports: list[DestinationTransport] = build_transports(config)
+        self._hash_worker = HashWorker(
+            config.state_dir,
+            {str(rule.path): config.destinations_for(rule) for rule in config.watch},
+            {str(rule.path): rule.follow_symlinks for rule in config.watch},
+            stop=self.stop_event,
+            on_hashed=self._wake_transfers,
+            on_changed=self._requeue,
+        )
+        self._transfer_workers = [
+            TransferWorker(
+                config, transport, stop=self.stop_event, on_changed=self._requeue, give_up_when_paused=oneshot
+            )
+            for transport in self.transports
+        ]
+
+    # ----- callbacks from worker threads (thread-safe: they only enqueue or set events) -----
+
+    def _wake_transfers(self) -> None:
+        for worker in self._transfer_workers:
+            worker.wake.set()
+
+    def _requeue(self, record: FileRecord) -> None:
+        """A file changed while it was read: let it settle again."""
+        self._hints.put((Path(record.root), Path(record.root) / record.rel_path))
+
+    # ----- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped (daemon) or until everything found is delivered (oneshot)."""
+        self._journal.set_facts(
+            {
+                "pid": str(os.getpid()),
+                "started_at": str(time.time()),
+                "heartbeat_at": str(time.time()),
+                "stopped_at": "",
+                "version": __version__,
+                "instrument_id": self.config.instrument.id,
+                "mode": "scan" if self.oneshot else "run",
+            }
+        )
+        for dataset_id in self._journal.open_dataset_ids():
+            self._timers.track(dataset_id)
+        if self._use_watchers:
+            for root in self._roots:
+                self._start_watcher(root)
+        self._hash_worker.start()
+        for worker in self._transfer_workers:
+            worker.start()
+        self._start_scans()
+        try:
+            while not self.stop_event.is_set():
+                self._tick()
+                if self.oneshot and self._oneshot_finished():
+                    break
+                self._wait()
+        finally:
+            self.stop_event.set()
+            self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        for root in self._roots:
+            root.watcher.stop()
+        self._hash_worker.wake.set()
+        self._hash_worker.join(timeout=30)
+        for worker in self._transfer_workers:
+            worker.wake.set()
+            worker.join(timeout=30)
+        self._journal.set_facts({"stopped_at": str(time.time()), "settling": "0"})
+        self._journal.close()
+
+    def _start_watcher(self, root: _Root) -> None:
+        try:
+            root.watcher.start()
+        except OSError as error:
+            message = f"cannot watch {root.path}: {error.strerror}; relying on periodic scans"
+            logger.warning(message)
+            self._journal.record_error("watch", message, path=root.key)
+
+    # ----- the loop --------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._drain_hints()
+        if now >= self._next_scan and not self._scans and not self.oneshot:
+            self._start_scans()
+        self._advance_scans()
+        self._settle()
+        self._close_datasets()
+        if now >= self._next_watcher_check and self._use_watchers:
+            self._check_watchers()
+            self._next_watcher_check = now + WATCHER_CHECK_SECONDS
+        if now >= self._next_heartbeat:
+            self._journal.set_facts({"heartbeat_at": str(time.time()), "settling": str(len(self._tracker))})
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+
+    def _wait(self) -> None:
+        if self._scans:
+            return
+        deadlines = [self._tracker.next_deadline(), self._timers.next_deadline(), self._next_heartbeat]
+        deadline = min(deadline for deadline in deadlines if deadline is not None)
+        timeout = min(max(deadline - time.monotonic(), 0.01), 1.0)
+        try:
+            self._hints.put(self._hints.get(timeout=timeout))
+        except queue.Empty:
+            pass
+
+    def _start_scans(self) -> None:
+        self._scans = [(root, self._scan_root(root)) for root in self._roots]
+        self._next_scan = time.monotonic() + self.config.scan.interval_seconds
+
+    def _scan_root(self, root: _Root, start: Path | None = None) -> Iterator[Found]:
+        if not root.path.is_dir():
+            message = f"watched root {root.path} does not exist or is not a folder"
+            self._journal.record_error("watch", message, path=root.key)
+            return iter(())
+        return scan_tree(
+            root.path,
+            root.filter,
+            follow_symlinks=root.rule.follow_symlinks,
+            start=start,
+            on_error=lambda path, message: self._journal.record_error("watch", f"{path}: {message}", path=path),
+        )
+
+    def _advance_scans(self) -> None:
+        budget = SCAN_SLICE
+        while self._scans and budget > 0:
+            root, scan = self._scans[0]
+            for found in scan:
+                self._observe(root, found.rel_path, found.path, found.stat)
+                budget -= 1
+                if budget <= 0:
+                    return
+            self._scans.pop(0)
+
+    def _observe(self, root: _Root, rel_path: str, path: Path, stat: os.stat_result) -> None:
+        identity = identity_of(stat)
+        known = self._journal.known_identity(root.key, rel_path)
+        if known is not None and known[0] == identity and known[1] != FileState.STALE:
+            return
+        self._tracker.observe(root.key, rel_path, path, identity)
+
+    def _drain_hints(self) -> None:
+        while True:
+            try:
+                root_path, path = self._hints.get_nowait()
+            except queue.Empty:
+                return
+            root = next((root for root in self._roots if root.path == root_path), None)
+            if root is not None:
+                self._hint(root, path)
+
+    def _hint(self, root: _Root, path: Path) -> None:
+        rel_path = relative_posix(root.path, path)
+        if rel_path is None:
+            return
+        try:
+            stat = os.stat(path, follow_symlinks=False)
+        except OSError:
+            self._tracker.forget(root.key, rel_path)
+            return
+        if os.path.isdir(path) and not os.path.islink(path):
+            if root.filter.folder_allowed(rel_path):
+                self._scans.append((root, self._scan_root(root, start=path)))
+            return
+        if os.path.isfile(path) and not os.path.islink(path) and root.filter.file_allowed(rel_path):
+            self._observe(root, rel_path, path, stat)
+
+    def _settle(self) -> None:
+        result = self._tracker.poll()
+        if not result.settled:
+            return
+        settled = [self._placement(candidate) for candidate in result.settled]
+        touched = self._journal.record_settled(settled)
+        marker = self.config.settle.marker
+        markers = {item.dataset_key for item in settled if marker and item.rel_path.rsplit("/", 1)[-1] == marker}
+        for dataset_id in touched:
+            dataset = self._journal.dataset(dataset_id)
+            self._timers.touch(dataset_id, marker=dataset.dataset_key in markers)
+        self._hash_worker.wake.set()
+
+    def _placement(self, candidate: Candidate) -> SettledFile:
+        root = next(root for root in self._roots if root.key == candidate.root)
+        match = root.template.match(candidate.rel_path)
+        return SettledFile(
+            root=candidate.root,
+            rel_path=candidate.rel_path,
+            identity=candidate.identity,
+            dataset_key=match.dataset_key if match else None,
+            dataset_fields=match.fields if match else {},
+            path_in_dataset=match.path_in_dataset if match else None,
+        )
+
+    def _busy_datasets(self) -> set[int]:
+        busy: set[int] = set()
+        for candidate in self._tracker.pending():
+            placement = self._placement(candidate)
+            if placement.dataset_key is None:
+                continue
+            rows = self._journal.query(
+                "SELECT id FROM datasets WHERE root = ? AND dataset_key = ?", (candidate.root, placement.dataset_key)
+            )
+            busy.update(int(row[0]) for row in rows)  # type: ignore[call-overload]
+        return busy
+
+    def _close_datasets(self) -> None:
+        decisions = self._timers.due(self._busy_datasets() if len(self._tracker) else ())
+        for decision in decisions:
+            self._journal.close_dataset(decision.dataset_id, decision.reason)
+            if decision.reason.startswith("forced"):
+                dataset = self._journal.dataset(decision.dataset_id)
+                self._journal.record_error(
+                    "dataset", f"dataset {dataset.dataset_key} was closed by force: {decision.reason}"
+                )
+        if decisions:
+            self._wake_transfers()
+
+    def _check_watchers(self) -> None:
+        for root in self._roots:
+            if not root.watcher.is_alive() and root.path.is_dir():
+                message = f"watcher for {root.path} had stopped; restarted it and rescanning"
+                logger.warning(message)
+                self._journal.record_error("watch", message, path=root.key)
+                root.watcher.restart()
+                self._scans.append((root, self._scan_root(root)))
+
+    # ----- oneshot (harvest scan) --------------------------------------------------------
+
+    def _oneshot_finished(self) -> bool:
+        if self._scans or len(self._tracker):
+            return False
+        for dataset_id in self._journal.open_dataset_ids():
+            self._journal.close_dataset(dataset_id, "scan finished")
+            self._timers.forget(dataset_id)
+            self._wake_transfers()
+        if self._hash_worker.busy or self._journal.files_in_state(FileState.SETTLED, 1):
+            return False
+        pending = [w for w in self._transfer_workers if not w.gave_up]
+        for worker in pending:
+            name = worker.transport.name
+            if worker.busy or worker.paused_reason is not None:
+                return False
+            if self._journal.deliveries_to_send(name, 1) or self._journal.datasets_ready_to_commit(name):
+                return False
+        return True

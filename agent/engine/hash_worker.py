@@ -1,0 +1,91 @@
+"""The hash stage's worker thread: settled files in, SHA-256 and queued deliveries out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.errors import ItemError, SourceChangedError, SourceVanishedError, StopRequested
+from agent.hashing import sha256_file
+from agent.journal import FileRecord, FileState, Journal
+
+logger = logging.getLogger(__name__)
+BATCH_SIZE = 256
+
+
+class HashWorker(threading.Thread):
+    def __init__(
+        self,
+        state_dir: Path,
+        destinations_by_root: dict[str, list[str]],
+        follow_symlinks_by_root: dict[str, bool],
+        *,
+        stop: threading.Event,
+        on_hashed: Callable[[], None],
+        on_changed: Callable[[FileRecord], None],
+    ) -> None:
+        super().__init__(name="hash", daemon=True)
+        self._state_dir = state_dir
+        self._destinations_by_root = destinations_by_root
+        self._follow_symlinks_by_root = follow_symlinks_by_root
+        self._stop_event = stop
+        self._on_hashed = on_hashed
+        self._on_changed = on_changed
+        self.wake = threading.Event()
+        self.heartbeat = 0.0
+        self.busy = False
+
+    def run(self) -> None:
+        journal = Journal(self._state_dir)
+        try:
+            while not self._stop_event.is_set():
+                self.heartbeat = time.monotonic()
+                self.busy = True
+                worked = self._run_batch(journal)
+                self.busy = worked
+                if not worked:
+                    self.wake.wait(timeout=1.0)
+                    self.wake.clear()
+        except StopRequested:
+            pass
+        except Exception:  # a bug must not silently stop hashing: log it, the engine reports it
+            logger.exception("hash worker stopped unexpectedly")
+            raise
+        finally:
+            self.busy = False
+            journal.close()
+
+    def _run_batch(self, journal: Journal) -> bool:
+        records = journal.files_in_state(FileState.SETTLED, BATCH_SIZE)
+        hashed: list[tuple[FileRecord, str]] = []
+        for record in records:
+            path = Path(record.root) / record.rel_path
+            try:
+                digest = sha256_file(
+                    path,
+                    record.identity,
+                    follow_symlinks=self._follow_symlinks_by_root.get(record.root, False),
+                    should_stop=self._stop_event.is_set,
+                )
+            except SourceChangedError as error:
+                logger.info("%s", error)
+                journal.mark_file(record, FileState.STALE, str(error))
+                self._on_changed(record)
+                continue
+            except SourceVanishedError as error:
+                journal.mark_file(record, FileState.FAILED, str(error))
+                journal.record_error("item", str(error), path=str(path))
+                continue
+            except ItemError as error:
+                logger.warning("%s", error)
+                journal.mark_file(record, FileState.FAILED, str(error))
+                journal.record_error("item", str(error), path=str(path))
+                continue
+            hashed.append((record, digest))
+        if hashed:
+            journal.record_hashes(hashed, self._destinations_by_root)
+            self._on_hashed()
+        return bool(records)

@@ -1,0 +1,249 @@
+"""The transfer and commit stages for one destination, in one worker thread.
+
+Deliveries are taken from the journal in batches: each file is copied and verified
+by the transport, the batch is made durable (``transport.sync()``), and only then are
+the deliveries recorded as verified. Closed datasets whose every file is verified get
+their package committed (manifests last). A destination that is unreachable, full or
+refuses credentials is paused and probed again with exponential backoff and jitter,
+while the other stages keep working locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.config.models import AgentConfig
+from agent.destinations.base import DestinationTransport, PayloadItem
+from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
+from agent.journal import (
+    DeliveryRecord,
+    DeliveryState,
+    DestinationHealth,
+    FileRecord,
+    FileState,
+    Journal,
+)
+from agent.package.bagit import PayloadEntry
+from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_package
+
+logger = logging.getLogger(__name__)
+BATCH_SIZE = 128
+MAX_ATTEMPTS = 3
+BACKOFF_FIRST_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 300.0
+
+
+@dataclass
+class _Control:
+    """The engine's side of one delivery: journal intent, checkpoints, stop requests."""
+
+    journal: Journal
+    delivery: DeliveryRecord
+    stop: threading.Event
+    sent_bytes: int = 0
+    resumed_from_bytes: int | None = None
+    on_progress: Callable[[int], None] = field(default=lambda count: None)
+
+    def started(self, remote_key: str, resumed_from_bytes: int | None) -> None:
+        self.resumed_from_bytes = resumed_from_bytes
+        if resumed_from_bytes:
+            logger.info("resuming %s from byte %d", remote_key, resumed_from_bytes)
+        self.journal.start_delivery(self.delivery, remote_key, resumed_from_bytes)
+
+    def checkpoint(self, offset_bytes: int) -> None:
+        self.journal.checkpoint_delivery(self.delivery, offset_bytes)
+
+    def progress(self, sent_bytes: int) -> None:
+        self.sent_bytes += sent_bytes
+        self.on_progress(sent_bytes)
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+
+class TransferWorker(threading.Thread):
+    def __init__(
+        self,
+        config: AgentConfig,
+        transport: DestinationTransport,
+        *,
+        stop: threading.Event,
+        on_changed: Callable[[FileRecord], None],
+        give_up_when_paused: bool = False,
+    ) -> None:
+        super().__init__(name=f"transfer-{transport.name}", daemon=True)
+        self._config = config
+        self.transport = transport
+        self._stop_event = stop
+        self._on_changed = on_changed
+        self._give_up_when_paused = give_up_when_paused
+        self._follow_symlinks = {str(rule.path): rule.follow_symlinks for rule in config.watch}
+        self.wake = threading.Event()
+        self.heartbeat = 0.0
+        self.busy = False
+        self.paused_reason: str | None = None
+        self.gave_up = False
+        self._failures = 0
+        self._next_probe = 0.0
+
+    @property
+    def name_of_destination(self) -> str:
+        return self.transport.name
+
+    def run(self) -> None:
+        journal = Journal(self._config.state_dir)
+        try:
+            journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
+            while not self._stop_event.is_set():
+                self.heartbeat = time.monotonic()
+                if self.paused_reason is not None and not self._try_resume(journal):
+                    if self.gave_up:
+                        return
+                    self.wake.wait(timeout=max(0.1, min(5.0, self._next_probe - time.monotonic())))
+                    self.wake.clear()
+                    continue
+                self.busy = True
+                try:
+                    worked = self._deliver_batch(journal) | self._commit_ready(journal)
+                except (TransientError, AuthError) as error:
+                    self._pause(journal, error)
+                    worked = False
+                except StopRequested:
+                    return
+                self.busy = worked
+                if not worked:
+                    self.wake.wait(timeout=1.0)
+                    self.wake.clear()
+        except Exception:
+            logger.exception("transfer worker for %s stopped unexpectedly", self.transport.name)
+            raise
+        finally:
+            self.busy = False
+            journal.close()
+
+    # ----- health --------------------------------------------------------------------
+
+    def _pause(self, journal: Journal, error: Exception) -> None:
+        self._failures += 1
+        delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (self._failures - 1))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        self._next_probe = time.monotonic() + delay
+        self.paused_reason = str(error)
+        kind = "auth" if isinstance(error, AuthError) else "transient"
+        logger.warning("destination %s paused: %s (next try in %.0f s)", self.transport.name, error, delay)
+        journal.set_destination_health(self.transport.name, DestinationHealth.PAUSED, str(error), time.time() + delay)
+        journal.record_error(kind, str(error), destination=self.transport.name)
+        if self._give_up_when_paused and self._failures >= MAX_ATTEMPTS:
+            self.gave_up = True
+
+    def _try_resume(self, journal: Journal) -> bool:
+        if time.monotonic() < self._next_probe:
+            return False
+        try:
+            self.transport.probe()
+        except (TransientError, AuthError) as error:
+            self._pause(journal, error)
+            return False
+        logger.info("destination %s is available again", self.transport.name)
+        self.paused_reason = None
+        self._failures = 0
+        journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
+        return True
+
+    # ----- transfer ------------------------------------------------------------------
+
+    def _deliver_batch(self, journal: Journal) -> bool:
+        deliveries = journal.deliveries_to_send(self.transport.name, BATCH_SIZE)
+        results: list[tuple[DeliveryRecord, DeliveryState, str | None]] = []
+        try:
+            for delivery in deliveries:
+                outcome = self._deliver_one(journal, delivery)
+                if outcome is not None:
+                    results.append(outcome)
+        finally:
+            if results:
+                # Durable first, journalled second: "verified" is a promise.
+                self.transport.sync()
+                journal.finish_deliveries(results)
+        return bool(deliveries)
+
+    def _deliver_one(
+        self, journal: Journal, delivery: DeliveryRecord
+    ) -> tuple[DeliveryRecord, DeliveryState, str | None] | None:
+        record = delivery.file
+        source_path = Path(record.root) / record.rel_path
+        item = PayloadItem(
+            source_path=source_path,
+            identity=record.identity,
+            sha256=record.sha256 or "",
+            bag_path=bag_path_for(self._config.instrument.id, delivery.dataset_key),
+            path_in_dataset=record.path_in_dataset or record.rel_path,
+            resume_offset_bytes=delivery.offset_bytes,
+            follow_symlinks=self._follow_symlinks.get(record.root, False),
+        )
+        control = _Control(journal, delivery, self._stop_event)
+        try:
+            self.transport.deliver(item, control)
+        except SourceChangedError as error:
+            journal.mark_file(record, FileState.STALE, str(error))
+            self._on_changed(record)
+            return None
+        except SourceVanishedError as error:
+            journal.mark_file(record, FileState.FAILED, str(error))
+            journal.record_error("item", str(error), path=str(source_path))
+            return (delivery, DeliveryState.FAILED, str(error))
+        except ItemError as error:
+            journal.record_error("item", str(error), path=str(source_path), destination=self.transport.name)
+            attempts = int(
+                journal.query(
+                    "SELECT attempts FROM deliveries WHERE file_id = ? AND destination = ?",
+                    (record.id, self.transport.name),
+                )[0][0]  # type: ignore[call-overload]
+            )
+            state = DeliveryState.FAILED if attempts >= MAX_ATTEMPTS else DeliveryState.PENDING
+            return (delivery, state, str(error))
+        return (delivery, DeliveryState.VERIFIED, None)
+
+    # ----- commit --------------------------------------------------------------------
+
+    def _commit_ready(self, journal: Journal) -> bool:
+        ready = journal.datasets_ready_to_commit(self.transport.name)
+        for dataset_id in ready:
+            dataset = journal.dataset(dataset_id)
+            states = journal.delivery_states(dataset_id, self.transport.name)
+            file_errors = journal.file_errors(dataset_id)
+            files: list[PackageFile] = []
+            missing: list[MissingFile] = []
+            for record in journal.dataset_files(dataset_id):
+                state, error = states.get(record.id, (None, None))
+                if state == DeliveryState.VERIFIED and record.sha256:
+                    entry = PayloadEntry(record.path_in_dataset or "", record.sha256, record.identity.size_bytes)
+                    files.append(PackageFile(entry, record.rel_path, record.identity.mtime_ns))
+                elif record.state != FileState.IGNORED:
+                    reason = error or file_errors.get(record.id) or "not delivered"
+                    missing.append(MissingFile(record.rel_path, reason))
+            package = build_package(
+                self._config.instrument,
+                dataset_key=dataset.dataset_key,
+                dataset_fields=dataset.fields,
+                revision=dataset.revision,
+                opened_at=dataset.opened_at,
+                closed_at=dataset.closed_at,
+                close_reason=dataset.close_reason,
+                files=files,
+                missing=missing,
+                now=time.time(),
+            )
+            self.transport.commit(package)
+            journal.record_commit(dataset_id, self.transport.name, dataset.revision)
+            logger.info(
+                "committed %s revision %d to %s (%d files, %d missing)",
+                dataset.dataset_key, dataset.revision, self.transport.name, len(files), len(missing),
+            )  # fmt: skip
+        return bool(ready)

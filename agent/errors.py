@@ -1,0 +1,63 @@
+"""The agent's error hierarchy: every expected failure is one of these.
+
+Each class carries its user-facing text and, for fatal errors, the process exit code.
+OS and library errors are translated into these once, at each boundary (reading a
+source file, writing to a destination, loading the config); code above a boundary
+decides what to do by exception *type*, never by matching message text.
+
+    HarvestError
+    ├── ItemError            one file or dataset failed: record it, show it, move on
+    │   ├── SourceChangedError   the file changed while it was read: re-queue, never upload a mix
+    │   └── SourceVanishedError  the file disappeared before or while it was read
+    ├── TransientError       the destination is temporarily unusable: retry with backoff, then pause
+    ├── AuthError            the destination rejected the credentials: pause, tell the operator
+    └── FatalError           the agent cannot run at all: stop with a one-line reason
+        ├── ConfigError
+        └── JournalError
+"""
+
+from __future__ import annotations
+
+
+class StopRequested(Exception):  # noqa: N818 - a signal, not an error
+    """The agent is shutting down; long operations stop at the next safe point."""
+
+
+class HarvestError(Exception):
+    """Base class: ``str(error)`` is a complete, user-facing sentence."""
+
+    exit_code = 1
+
+
+class ItemError(HarvestError):
+    """A single item (file, dataset) cannot be processed; others are unaffected."""
+
+
+class SourceChangedError(ItemError):
+    """The source file's identity changed while it was being read."""
+
+
+class SourceVanishedError(ItemError):
+    """The source file no longer exists."""
+
+
+class TransientError(HarvestError):
+    """A destination is temporarily unavailable (unmounted share, disk full, network down)."""
+
+
+class AuthError(HarvestError):
+    """A destination rejected the agent's credentials."""
+
+
+class FatalError(HarvestError):
+    """The agent cannot continue; the message says why in one line."""
+
+    exit_code = 2
+
+
+class ConfigError(FatalError):
+    """The configuration file is missing or invalid."""
+
+
+class JournalError(FatalError):
+    """The journal database cannot be opened or is from a newer agent."""

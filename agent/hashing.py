@@ -1,0 +1,102 @@
+"""Hash stage: SHA-256 of a source file, streamed from the bytes actually read.
+
+The file's identity (dev, ino, size, mtime_ns) is checked before reading, after
+reading on the open descriptor, and again by path, as borg does: a file rewritten,
+appended to or replaced while we read it raises ``SourceChangedError`` and is
+re-queued to settle again, so a mix of old and new bytes never gets a checksum.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.errors import ItemError, SourceChangedError, SourceVanishedError, StopRequested
+from agent.journal import FileIdentity
+
+READ_CHUNK_BYTES = 1 << 20
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def identity_of(stat_result: os.stat_result) -> FileIdentity:
+    return FileIdentity(
+        dev=stat_result.st_dev,
+        ino=stat_result.st_ino,
+        size_bytes=stat_result.st_size,
+        mtime_ns=stat_result.st_mtime_ns,
+    )
+
+
+def open_source(path: Path, *, follow_symlinks: bool = False) -> int:
+    """Open a source file read-only, translating OS errors into item errors."""
+    flags = _OPEN_FLAGS if not follow_symlinks else _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        raise SourceVanishedError(f"{path}: vanished before it could be read") from None
+    except PermissionError:
+        raise ItemError(f"{path}: permission denied (the agent's user cannot read it)") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ItemError(f"{path}: is a symbolic link, which this root does not follow") from None
+        raise ItemError(f"{path}: cannot open: {error.strerror}") from None
+
+
+def check_identity(path: Path, descriptor: int, expected: FileIdentity, when: str) -> None:
+    """Raise ``SourceChangedError`` unless both the open file and the path still match."""
+    try:
+        by_descriptor = identity_of(os.fstat(descriptor))
+        by_path = identity_of(os.stat(path, follow_symlinks=False))
+    except FileNotFoundError:
+        raise SourceVanishedError(f"{path}: vanished {when} reading") from None
+    if by_descriptor != expected or by_path != expected:
+        raise SourceChangedError(f"{path}: changed {when} reading; it will be read again once it settles")
+
+
+def stream_chunks(
+    descriptor: int, size_bytes: int, start_bytes: int = 0, chunk_bytes: int = READ_CHUNK_BYTES
+) -> Callable[[], memoryview]:
+    """Return a reader that yields successive chunks of the file from *start_bytes*."""
+    buffer = bytearray(chunk_bytes)
+    view = memoryview(buffer)
+    os.lseek(descriptor, start_bytes, os.SEEK_SET)
+
+    def read_next() -> memoryview:
+        count = os.readv(descriptor, [buffer])
+        return view[:count]
+
+    return read_next
+
+
+def sha256_file(
+    path: Path,
+    expected: FileIdentity,
+    *,
+    follow_symlinks: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """SHA-256 of *path*, which must keep identity *expected* throughout the read."""
+    descriptor = open_source(path, follow_symlinks=follow_symlinks)
+    try:
+        check_identity(path, descriptor, expected, "before")
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        digest = hashlib.sha256()
+        read_next = stream_chunks(descriptor, expected.size_bytes)
+        total_bytes = 0
+        while chunk := read_next():
+            digest.update(chunk)
+            total_bytes += len(chunk)
+            if should_stop():
+                raise StopRequested
+        if total_bytes != expected.size_bytes:
+            raise SourceChangedError(f"{path}: read {total_bytes} bytes but expected {expected.size_bytes}")
+        check_identity(path, descriptor, expected, "while")
+        return digest.hexdigest()
+    except OSError as error:
+        raise ItemError(f"{path}: read failed: {error.strerror}") from None
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,564 @@
+"""The journal: the agent's durable state, in one SQLite database (WAL mode).
+
+This module is the only one that imports sqlite3. Pipeline stages talk to each other
+only through the states recorded here, so a crash at any instant leaves a state from
+which the next start continues: intent is recorded before a side effect, the result
+after it, and anything between the two is re-checked on resume (a destination file
+that already holds the right bytes is verified and kept, never copied twice).
+
+States (each column has a CHECK constraint):
+
+    files.state       settled -> hashed              (stale: changed while read, waiting to settle again)
+                      ignored (outside any dataset)   failed (item error, see files.error)
+    deliveries.state  pending -> sending -> verified  (one row per file and destination)
+                      failed (item error at that destination)
+    datasets.state    open -> closed                  (a late file reopens it: revision + 1)
+    commits.state     committed (revision written at that destination) / uncommitted
+
+Schema changes are forward migrations keyed by ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from agent.errors import JournalError
+
+JOURNAL_FILE_NAME = "journal.sqlite3"
+
+
+class FileState(StrEnum):
+    SETTLED = "settled"
+    HASHED = "hashed"
+    STALE = "stale"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class DatasetState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class DestinationHealth(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+def _check(column: str, states: type[StrEnum]) -> str:
+    allowed = ", ".join(f"'{state.value}'" for state in states)
+    return f"CHECK ({column} IN ({allowed}))"
+
+
+MIGRATIONS: list[str] = [
+    f"""
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        root TEXT NOT NULL,
+        dataset_key TEXT NOT NULL,
+        fields_json TEXT NOT NULL,
+        state TEXT NOT NULL {_check("state", DatasetState)},
+        revision INTEGER NOT NULL DEFAULT 1,
+        opened_at REAL NOT NULL,
+        closed_at REAL,
+        close_reason TEXT,
+        UNIQUE (root, dataset_key)
+    );
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        dataset_id INTEGER REFERENCES datasets (id),
+        root TEXT NOT NULL,
+        rel_path TEXT NOT NULL,
+        path_in_dataset TEXT,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1,
+        state TEXT NOT NULL {_check("state", FileState)},
+        sha256 TEXT,
+        error TEXT,
+        updated_at REAL NOT NULL,
+        UNIQUE (root, rel_path)
+    );
+    CREATE INDEX files_by_state ON files (state);
+    CREATE INDEX files_by_dataset ON files (dataset_id);
+    CREATE TABLE deliveries (
+        file_id INTEGER NOT NULL REFERENCES files (id),
+        destination TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        state TEXT NOT NULL {_check("state", DeliveryState)},
+        offset_bytes INTEGER NOT NULL DEFAULT 0,
+        resumed_from_bytes INTEGER,
+        resumes INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        remote_key TEXT,
+        error TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (file_id, destination)
+    );
+    CREATE INDEX deliveries_by_state ON deliveries (destination, state);
+    CREATE TABLE commits (
+        dataset_id INTEGER NOT NULL REFERENCES datasets (id),
+        destination TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('committed', 'uncommitted')),
+        committed_at REAL,
+        PRIMARY KEY (dataset_id, destination)
+    );
+    CREATE TABLE errors (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT,
+        destination TEXT,
+        message TEXT NOT NULL
+    );
+    CREATE TABLE destinations (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL {_check("state", DestinationHealth)},
+        reason TEXT,
+        next_retry_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE agent (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+ERRORS_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What makes one version of a file: any change means new bytes may be inside."""
+
+    dev: int
+    ino: int
+    size_bytes: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    id: int
+    dataset_id: int | None
+    root: str
+    rel_path: str
+    path_in_dataset: str | None
+    identity: FileIdentity
+    version: int
+    state: FileState
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    file: FileRecord
+    destination: str
+    version: int
+    state: DeliveryState
+    offset_bytes: int
+    dataset_key: str
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: int
+    root: str
+    dataset_key: str
+    fields: dict[str, str]
+    state: DatasetState
+    revision: int
+    opened_at: float
+    closed_at: float | None
+    close_reason: str | None
+
+
+@dataclass(frozen=True)
+class SettledFile:
+    """A file that passed the settle stage, with its dataset placement (if any)."""
+
+    root: str
+    rel_path: str
+    identity: FileIdentity
+    dataset_key: str | None
+    dataset_fields: dict[str, str]
+    path_in_dataset: str | None
+
+
+_FILE_COLUMNS = (
+    "f.id, f.dataset_id, f.root, f.rel_path, f.path_in_dataset, f.dev, f.ino, f.size_bytes,"
+    " f.mtime_ns, f.version, f.state, f.sha256"
+)
+
+
+def _file_from_row(row: Sequence[object]) -> FileRecord:
+    return FileRecord(
+        id=int(row[0]),  # type: ignore[call-overload]
+        dataset_id=row[1],  # type: ignore[arg-type]
+        root=str(row[2]),
+        rel_path=str(row[3]),
+        path_in_dataset=row[4],  # type: ignore[arg-type]
+        identity=FileIdentity(*(int(value) for value in row[5:9])),  # type: ignore[call-overload]
+        version=int(row[9]),  # type: ignore[call-overload]
+        state=FileState(row[10]),
+        sha256=row[11],  # type: ignore[arg-type]
+    )
+
+
+class Journal:
+    """One connection to the journal; open one per thread."""
+
+    def __init__(self, state_dir: Path, *, read_only: bool = False) -> None:
+        self.path = state_dir / JOURNAL_FILE_NAME
+        self.read_only = read_only
+        try:
+            if read_only:
+                if not self.path.exists():
+                    raise JournalError(f"no journal at {self.path}: the agent has not run with this state_dir yet")
+                uri = f"{self.path.absolute().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+            else:
+                state_dir.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode is durable across process crashes; an fsync at
+                # each checkpoint guards against power loss.
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"cannot open journal {self.path}: {error}") from None
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} was written by a newer agent (schema {version} > {SCHEMA_VERSION})"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        current = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(current, SCHEMA_VERSION):
+            with self.transaction():
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable unit of work (BEGIN IMMEDIATE: writers queue, never deadlock)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ----- agent facts -------------------------------------------------------------
+
+    def set_facts(self, facts: dict[str, str]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO agent (key, value) VALUES (?, ?)", facts.items())
+
+    def facts(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM agent").fetchall())
+
+    # ----- files -------------------------------------------------------------------
+
+    def known_identity(self, root: str, rel_path: str) -> tuple[FileIdentity, FileState] | None:
+        row = self._db.execute(
+            "SELECT dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path = ?",
+            (root, rel_path),
+        ).fetchone()
+        if row is None:
+            return None
+        return FileIdentity(*row[:4]), FileState(row[4])
+
+    def record_settled(self, settled: Sequence[SettledFile]) -> list[int]:
+        """Record files that settled; returns the ids of datasets that gained a new version.
+
+        A file seen before with the same identity changes nothing; a new identity is a
+        new version that must be hashed and delivered again, and reopens its dataset.
+        """
+        touched: list[int] = []
+        now = time.time()
+        with self.transaction() as db:
+            for item in settled:
+                row = db.execute(
+                    "SELECT id, dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path = ?",
+                    (item.root, item.rel_path),
+                ).fetchone()
+                identity = item.identity
+                if row is not None and FileIdentity(*row[1:5]) == identity and row[5] != FileState.STALE:
+                    continue
+                dataset_id = self._dataset_for(db, item, now) if item.dataset_key is not None else None
+                state = FileState.SETTLED if dataset_id is not None else FileState.IGNORED
+                error = None if dataset_id is not None else "not inside a folder that matches the dataset template"
+                values = (
+                    dataset_id, item.path_in_dataset, identity.dev, identity.ino, identity.size_bytes,
+                    identity.mtime_ns, state, error, now,
+                )  # fmt: skip
+                if row is None:
+                    db.execute(
+                        "INSERT INTO files (dataset_id, path_in_dataset, dev, ino, size_bytes, mtime_ns, state,"
+                        " error, updated_at, root, rel_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*values, item.root, item.rel_path),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE files SET dataset_id = ?, path_in_dataset = ?, dev = ?, ino = ?, size_bytes = ?,"
+                        " mtime_ns = ?, state = ?, error = ?, updated_at = ?, sha256 = NULL,"
+                        " version = version + 1 WHERE id = ?",
+                        (*values, row[0]),
+                    )
+                if dataset_id is not None:
+                    touched.append(dataset_id)
+        return sorted(set(touched))
+
+    def _dataset_for(self, db: sqlite3.Connection, item: SettledFile, now: float) -> int:
+        row = db.execute(
+            "SELECT id, state FROM datasets WHERE root = ? AND dataset_key = ?", (item.root, item.dataset_key)
+        ).fetchone()
+        if row is None:
+            cursor = db.execute(
+                "INSERT INTO datasets (root, dataset_key, fields_json, state, opened_at) VALUES (?, ?, ?, ?, ?)",
+                (item.root, item.dataset_key, json.dumps(item.dataset_fields), DatasetState.OPEN, now),
+            )
+            return int(cursor.lastrowid or 0)
+        if row[1] == DatasetState.CLOSED:
+            # A late file: the dataset reopens and its next commit is a new revision.
+            db.execute(
+                "UPDATE datasets SET state = ?, revision = revision + 1, closed_at = NULL, close_reason = NULL"
+                " WHERE id = ?",
+                (DatasetState.OPEN, row[0]),
+            )
+        return int(row[0])
+
+    def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:
+        rows = self._db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.state = ? ORDER BY f.id LIMIT ?", (state, limit)
+        ).fetchall()
+        return [_file_from_row(row) for row in rows]
+
+    def record_hashes(
+        self, hashed: Sequence[tuple[FileRecord, str]], destinations_by_root: dict[str, list[str]]
+    ) -> None:
+        """Store SHA-256 results and queue one delivery per destination, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            for record, sha256 in hashed:
+                cursor = db.execute(
+                    "UPDATE files SET state = ?, sha256 = ?, error = NULL, updated_at = ?"
+                    " WHERE id = ? AND version = ? AND state = ?",
+                    (FileState.HASHED, sha256, now, record.id, record.version, FileState.SETTLED),
+                )
+                if cursor.rowcount == 0:
+                    continue  # a newer version arrived meanwhile; it will be hashed in turn
+                for destination in destinations_by_root.get(record.root, []):
+                    db.execute(
+                        "INSERT INTO deliveries (file_id, destination, version, state, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (file_id, destination) DO UPDATE SET"
+                        " version = excluded.version, state = excluded.state, offset_bytes = 0,"
+                        " resumed_from_bytes = NULL, error = NULL, attempts = 0, updated_at = excluded.updated_at",
+                        (record.id, destination, record.version, DeliveryState.PENDING, now),
+                    )
+
+    def mark_file(self, record: FileRecord, state: FileState, error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE files SET state = ?, error = ?, updated_at = ? WHERE id = ? AND version = ?",
+                (state, error, time.time(), record.id, record.version),
+            )
+
+    def file_by_path(self, root: str, rel_path: str) -> FileRecord | None:
+        row = self._db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.root = ? AND f.rel_path = ?", (root, rel_path)
+        ).fetchone()
+        return _file_from_row(row) if row else None
+
+    # ----- deliveries ----------------------------------------------------------------
+
+    def deliveries_to_send(self, destination: str, limit: int) -> list[DeliveryRecord]:
+        rows = self._db.execute(
+            f"SELECT {_FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key"
+            " FROM deliveries d JOIN files f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
+            " WHERE d.destination = ? AND d.state IN (?, ?) AND f.state = ? AND d.version = f.version"
+            " ORDER BY f.id LIMIT ?",
+            (destination, DeliveryState.PENDING, DeliveryState.SENDING, FileState.HASHED, limit),
+        ).fetchall()
+        return [
+            DeliveryRecord(
+                file=_file_from_row(row[:12]),
+                destination=destination,
+                version=int(row[12]),
+                state=DeliveryState(row[13]),
+                offset_bytes=int(row[14]),
+                dataset_key=str(row[15]),
+            )
+            for row in rows
+        ]
+
+    def start_delivery(self, delivery: DeliveryRecord, remote_key: str, resumed_from_bytes: int | None) -> None:
+        """Record intent before the first byte is written at the destination."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET state = ?, remote_key = ?, attempts = attempts + 1, updated_at = ?,"
+                " resumed_from_bytes = COALESCE(?, resumed_from_bytes),"
+                " resumes = resumes + (CASE WHEN ? IS NULL THEN 0 ELSE 1 END)"
+                " WHERE file_id = ? AND destination = ? AND version = ?",
+                (
+                    DeliveryState.SENDING, remote_key, time.time(), resumed_from_bytes, resumed_from_bytes,
+                    delivery.file.id, delivery.destination, delivery.version,
+                ),
+            )  # fmt: skip
+            # The dataset's bag at this destination is no longer complete: the archive
+            # must not take it until the next commit writes the manifests again.
+            db.execute(
+                "UPDATE commits SET state = 'uncommitted' WHERE dataset_id = ? AND destination = ?",
+                (delivery.file.dataset_id, delivery.destination),
+            )
+
+    def checkpoint_delivery(self, delivery: DeliveryRecord, offset_bytes: int) -> None:
+        """A durable offset: everything before it is on stable storage at the destination."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET offset_bytes = ?, updated_at = ? WHERE file_id = ? AND destination = ?"
+                " AND version = ?",
+                (offset_bytes, time.time(), delivery.file.id, delivery.destination, delivery.version),
+            )
+
+    def finish_deliveries(self, results: Sequence[tuple[DeliveryRecord, DeliveryState, str | None]]) -> None:
+        """Record verified (or failed) deliveries; call only after the bytes are durable."""
+        now = time.time()
+        with self.transaction() as db:
+            for delivery, state, error in results:
+                db.execute(
+                    "UPDATE deliveries SET state = ?, error = ?, updated_at = ?,"
+                    " offset_bytes = CASE WHEN ? = 'verified' THEN ? ELSE offset_bytes END"
+                    " WHERE file_id = ? AND destination = ? AND version = ?",
+                    (
+                        state, error, now, state, delivery.file.identity.size_bytes,
+                        delivery.file.id, delivery.destination, delivery.version,
+                    ),
+                )  # fmt: skip
+
+    # ----- datasets and commits ------------------------------------------------------
+
+    def dataset(self, dataset_id: int) -> DatasetRecord:
+        row = self._db.execute(
+            "SELECT id, root, dataset_key, fields_json, state, revision, opened_at, closed_at, close_reason"
+            " FROM datasets WHERE id = ?",
+            (dataset_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(dataset_id)
+        return DatasetRecord(
+            id=row[0], root=row[1], dataset_key=row[2], fields=json.loads(row[3]), state=DatasetState(row[4]),
+            revision=row[5], opened_at=row[6], closed_at=row[7], close_reason=row[8],
+        )  # fmt: skip
+
+    def open_dataset_ids(self) -> list[int]:
+        return [row[0] for row in self._db.execute("SELECT id FROM datasets WHERE state = ?", (DatasetState.OPEN,))]
+
+    def close_dataset(self, dataset_id: int, reason: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE datasets SET state = ?, closed_at = ?, close_reason = ? WHERE id = ? AND state = ?",
+                (DatasetState.CLOSED, time.time(), reason, dataset_id, DatasetState.OPEN),
+            )
+
+    def dataset_files(self, dataset_id: int) -> list[FileRecord]:
+        rows = self._db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.dataset_id = ? ORDER BY f.path_in_dataset",
+            (dataset_id,),
+        ).fetchall()
+        return [_file_from_row(row) for row in rows]
+
+    def datasets_ready_to_commit(self, destination: str) -> list[int]:
+        """Closed datasets whose every current file version is settled at *destination*.
+
+        Files that failed are not waited for (they are listed as missing in the
+        package); files still settling or hashing are.
+        """
+        rows = self._db.execute(
+            "SELECT s.id FROM datasets s LEFT JOIN commits c ON c.dataset_id = s.id AND c.destination = ?"
+            " WHERE s.state = ? AND (c.revision IS NULL OR c.revision < s.revision OR c.state = 'uncommitted')"
+            " AND NOT EXISTS (SELECT 1 FROM files f LEFT JOIN deliveries d ON d.file_id = f.id"
+            "   AND d.destination = ? AND d.version = f.version"
+            "   WHERE f.dataset_id = s.id AND f.state NOT IN (?, ?)"
+            "   AND (d.state IS NULL OR d.state NOT IN (?, ?)))",
+            (
+                destination, DatasetState.CLOSED, destination, FileState.FAILED, FileState.IGNORED,
+                DeliveryState.VERIFIED, DeliveryState.FAILED,
+            ),
+        ).fetchall()  # fmt: skip
+        return [row[0] for row in rows]
+
+    def delivery_states(self, dataset_id: int, destination: str) -> dict[int, tuple[DeliveryState, str | None]]:
+        rows = self._db.execute(
+            "SELECT d.file_id, d.state, d.error FROM deliveries d JOIN files f ON f.id = d.file_id"
+            " WHERE f.dataset_id = ? AND d.destination = ? AND d.version = f.version",
+            (dataset_id, destination),
+        ).fetchall()
+        return {row[0]: (DeliveryState(row[1]), row[2]) for row in rows}
+
+    def file_errors(self, dataset_id: int) -> dict[int, str]:
+        rows = self._db.execute(
+            "SELECT id, error FROM files WHERE dataset_id = ? AND state = ?", (dataset_id, FileState.FAILED)
+        ).fetchall()
+        return {row[0]: row[1] or "failed" for row in rows}
+
+    def record_commit(self, dataset_id: int, destination: str, revision: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO commits (dataset_id, destination, revision, state, committed_at)"
+                " VALUES (?, ?, ?, 'committed', ?) ON CONFLICT (dataset_id, destination) DO UPDATE SET"
+                " revision = excluded.revision, state = 'committed', committed_at = excluded.committed_at",
+                (dataset_id, destination, revision, time.time()),
+            )
+
+    # ----- destinations and errors -------------------------------------------------
+
+    def set_destination_health(
+        self, name: str, health: DestinationHealth, reason: str | None, next_retry_at: float | None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO destinations (name, state, reason, next_retry_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (name, health, reason, next_retry_at, time.time()),
+            )
+
+    def record_error(self, kind: str, message: str, *, path: str | None = None, destination: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO errors (at, kind, path, destination, message) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), kind, path, destination, message),
+            )
+            db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", (ERRORS_KEPT,))
+
+    def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """Read-only queries for the status report (kept here so sqlite3 stays in one module)."""
+        return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]

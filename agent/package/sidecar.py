@@ -1,0 +1,108 @@
+"""The dataset package: ``harvest.json`` (our versioned sidecar) inside a BagIt bag.
+
+``harvest.json`` carries the instrument's identity, the dataset's fields and revision,
+and every payload file's SHA-256 and size, plus the files that could not be delivered
+and why, so that nothing is silently dropped. Its JSON Schema is in docs/schemas/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from agent import __version__
+from agent.config.models import Instrument, safe_component
+from agent.package.bagit import PayloadEntry, TagFile, build_bag
+
+HARVEST_JSON_VERSION = 1
+HARVEST_JSON = "harvest.json"
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """One payload file as the package describes it."""
+
+    entry: PayloadEntry
+    source_rel_path: str
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class MissingFile:
+    source_rel_path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DatasetPackage:
+    bag_path: str
+    revision: int
+    tag_files: list[TagFile]
+
+
+def bag_path_for(instrument_id: str, dataset_key: str) -> str:
+    """Where a dataset's bag lives, relative to a destination's root."""
+    parts = [safe_component(instrument_id), *(safe_component(part) for part in dataset_key.split("/"))]
+    return "/".join(parts)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def build_package(
+    instrument: Instrument,
+    *,
+    dataset_key: str,
+    dataset_fields: dict[str, str],
+    revision: int,
+    opened_at: float,
+    closed_at: float | None,
+    close_reason: str | None,
+    files: Sequence[PackageFile],
+    missing: Sequence[MissingFile],
+    now: float,
+) -> DatasetPackage:
+    payload = [item.entry for item in files]
+    sidecar = {
+        "harvest_json_version": HARVEST_JSON_VERSION,
+        "agent": {"name": "harvest-agent", "version": __version__},
+        "instrument": instrument.model_dump(mode="json", exclude_none=True),
+        "dataset": {
+            "key": dataset_key,
+            "fields": dataset_fields,
+            "revision": revision,
+            "opened_at": _iso(opened_at),
+            "closed_at": _iso(closed_at),
+            "close_reason": close_reason,
+            "committed_at": _iso(now),
+            "complete": not missing,
+        },
+        "files": [
+            {
+                "path": f"data/{item.entry.path_in_dataset}",
+                "source_path": item.source_rel_path,
+                "size_bytes": item.entry.size_bytes,
+                "sha256": item.entry.sha256,
+                "modified_at": _iso(item.mtime_ns / 1e9),
+            }
+            for item in sorted(files, key=lambda item: item.entry.path_in_dataset)
+        ],
+        "missing": [{"source_path": item.source_rel_path, "reason": item.reason} for item in missing],
+    }
+    labels = [
+        ("Source-Organization", instrument.facility or ""),
+        ("External-Identifier", dataset_key),
+        ("Bagging-Date", datetime.fromtimestamp(now, UTC).date().isoformat()),
+        ("Bag-Software-Agent", f"harvest-agent {__version__}"),
+        ("Instrument-Id", instrument.id),
+        ("Instrument-Name", instrument.name or ""),
+        ("Contact-Name", dataset_fields.get("operator", "")),
+        ("Harvest-Revision", str(revision)),
+        ("Harvest-Missing-Files", str(len(missing)) if missing else ""),
+    ]
+    sidecar_bytes = (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    tag_files = build_bag(labels, payload, [TagFile(HARVEST_JSON, sidecar_bytes)])
+    return DatasetPackage(bag_path_for(instrument.id, dataset_key), revision, tag_files)

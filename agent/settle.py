@@ -1,0 +1,109 @@
+"""Settle stage: a file is ready only once it has stopped changing.
+
+The quiet period runs on the LOCAL MONOTONIC clock, never by comparing file mtimes
+with the wall clock: copy tools (robocopy, rsync -t) restore old mtimes, network
+shares have clock skew, and NTP can step the wall clock. A file settles when its
+identity (dev, ino, size, mtime_ns) has been observed unchanged for ``quiet_seconds``,
+re-checked several times within that period so a writer that pauses briefly is seen.
+Memory is proportional to the number of files not yet settled, not to the tree size.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.hashing import identity_of
+from agent.journal import FileIdentity
+
+Clock = Callable[[], float]
+StatFunction = Callable[[Path], os.stat_result]
+
+
+def _lstat(path: Path) -> os.stat_result:
+    return os.stat(path, follow_symlinks=False)
+
+
+@dataclass
+class Candidate:
+    root: str
+    rel_path: str
+    path: Path
+    identity: FileIdentity
+    last_change: float
+    next_check: float
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    settled: list[Candidate]
+    vanished: list[Candidate]
+
+
+class SettleTracker:
+    """Tracks files that are not yet known to be complete."""
+
+    def __init__(
+        self, quiet_seconds: float, *, clock: Clock = time.monotonic, stat: StatFunction = _lstat
+    ) -> None:
+        self.quiet_seconds = quiet_seconds
+        # Re-check several times per quiet period (but not more than a few times a
+        # second) so that a change and a change back are not both missed.
+        self.check_interval = min(max(quiet_seconds / 4, 0.1), 5.0)
+        self._clock = clock
+        self._stat = stat
+        self._candidates: dict[tuple[str, str], Candidate] = {}
+
+    def __len__(self) -> int:
+        return len(self._candidates)
+
+    def pending(self) -> list[Candidate]:
+        return list(self._candidates.values())
+
+    def observe(self, root: str, rel_path: str, path: Path, identity: FileIdentity) -> None:
+        """A file was seen (by a scan or a watch event) with this identity."""
+        now = self._clock()
+        key = (root, rel_path)
+        candidate = self._candidates.get(key)
+        if candidate is None:
+            self._candidates[key] = Candidate(root, rel_path, path, identity, now, now + self.check_interval)
+        elif candidate.identity != identity:
+            candidate.identity = identity
+            candidate.last_change = now
+            candidate.next_check = now + self.check_interval
+
+    def forget(self, root: str, rel_path: str) -> None:
+        self._candidates.pop((root, rel_path), None)
+
+    def next_deadline(self) -> float | None:
+        return min((candidate.next_check for candidate in self._candidates.values()), default=None)
+
+    def poll(self) -> SettleResult:
+        """Re-check candidates that are due; return those that settled or vanished."""
+        now = self._clock()
+        settled: list[Candidate] = []
+        vanished: list[Candidate] = []
+        for key, candidate in list(self._candidates.items()):
+            if candidate.next_check > now:
+                continue
+            try:
+                identity = identity_of(self._stat(candidate.path))
+            except FileNotFoundError:
+                vanished.append(self._candidates.pop(key))
+                continue
+            except OSError:
+                # Unreadable metadata right now (share hiccup): look again later.
+                candidate.next_check = now + self.check_interval
+                continue
+            if identity != candidate.identity:
+                candidate.identity = identity
+                candidate.last_change = now
+            elif now - candidate.last_change >= self.quiet_seconds:
+                settled.append(self._candidates.pop(key))
+                continue
+            candidate.next_check = min(now + self.check_interval, candidate.last_change + self.quiet_seconds)
+            candidate.next_check = max(candidate.next_check, now + 0.01)
+        return SettleResult(settled, vanished)

@@ -1,0 +1,174 @@
+"""Watch stage: find candidate files under the watched roots.
+
+Two sources feed the settle stage, and neither is trusted alone:
+
+* watchdog events are *hints* (inotify sees nothing on SMB/NFS, Windows drops events
+  when its buffer overflows, a polling thread dies when a share drops), so the event
+  handler only filters and enqueues paths;
+* a reconcile scan (``os.scandir``, streaming, memory flat in the number of files)
+  runs at startup and periodically and finds whatever the events missed.
+
+Symbolic links are not followed unless the rule says so, and then only to targets
+inside the same watched root: nothing outside a watched root is ever read.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from agent.filters import PathFilter
+
+ErrorCallback = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Found:
+    """A regular file found under a root."""
+
+    rel_path: str
+    path: Path
+    stat: os.stat_result
+
+
+def relative_posix(root: Path, path: Path) -> str | None:
+    """*path* relative to *root* with ``/`` separators, or ``None`` if outside it."""
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        return None
+    text = relative.as_posix()
+    return None if text in ("", ".") or text.startswith("../") else text
+
+
+def scan_tree(
+    root: Path,
+    path_filter: PathFilter,
+    *,
+    follow_symlinks: bool = False,
+    start: Path | None = None,
+    on_error: ErrorCallback = lambda path, message: None,
+) -> Iterator[Found]:
+    """Stream every harvestable regular file under *start* (default: the whole root).
+
+    Depth-first with an explicit stack of open folders: memory grows with the depth
+    and the width of one folder level, never with the number of files.
+    """
+    real_root = os.path.realpath(root)
+    visited: set[tuple[int, int]] = set()
+    pending = [start or root]
+    while pending:
+        folder = pending.pop()
+        try:
+            folder_stat = os.stat(folder, follow_symlinks=follow_symlinks)
+            key = (folder_stat.st_dev, folder_stat.st_ino)
+            if key in visited:
+                on_error(str(folder), "symbolic link loop: folder already scanned; skipped")
+                continue
+            visited.add(key)
+            entries = os.scandir(folder)
+        except FileNotFoundError:
+            continue  # vanished between listing and scanning: nothing to harvest
+        except OSError as error:
+            on_error(str(folder), f"cannot list folder: {error.strerror}")
+            continue
+        with entries:
+            for entry in entries:
+                found = _classify(root, real_root, entry, path_filter, follow_symlinks, on_error)
+                if isinstance(found, Found):
+                    yield found
+                elif found is not None:
+                    pending.append(found)
+
+
+def _classify(
+    root: Path,
+    real_root: str,
+    entry: os.DirEntry[str],
+    path_filter: PathFilter,
+    follow_symlinks: bool,
+    on_error: ErrorCallback,
+) -> Found | Path | None:
+    path = Path(entry.path)
+    rel_path = relative_posix(root, path)
+    if rel_path is None:
+        return None
+    try:
+        if entry.is_symlink():
+            if not follow_symlinks:
+                return None
+            target = os.path.realpath(path)
+            if os.path.commonpath([real_root, target]) != real_root:
+                on_error(entry.path, "symbolic link points outside the watched root; not followed")
+                return None
+        if entry.is_dir(follow_symlinks=follow_symlinks):
+            return path if path_filter.folder_allowed(rel_path) else None
+        if not entry.is_file(follow_symlinks=follow_symlinks) or not path_filter.file_allowed(rel_path):
+            return None
+        return Found(rel_path, path, entry.stat(follow_symlinks=follow_symlinks))
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        on_error(entry.path, f"cannot read file information: {error.strerror}")
+        return None
+
+
+class _EnqueueHandler(FileSystemEventHandler):
+    """Only filters and enqueues: all decisions happen in the engine's thread."""
+
+    def __init__(self, root: Path, hints: queue.Queue[tuple[Path, Path]]) -> None:
+        self._root = root
+        self._hints = hints
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if raw:
+                self._hints.put((self._root, Path(os.fsdecode(raw))))
+
+
+class RootWatcher:
+    """A watchdog observer for one root that can be checked and restarted."""
+
+    def __init__(
+        self, root: Path, hints: queue.Queue[tuple[Path, Path]], *, polling: bool, polling_interval: float
+    ) -> None:
+        self.root = root
+        self._hints = hints
+        self._polling = polling
+        self._polling_interval = polling_interval
+        self._observer: BaseObserver | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        observer: BaseObserver = (
+            PollingObserver(timeout=self._polling_interval) if self._polling else Observer()
+        )
+        observer.schedule(_EnqueueHandler(self.root, self._hints), str(self.root), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def is_alive(self) -> bool:
+        return self._observer is not None and self._observer.is_alive()
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive():
+                observer.join(timeout=5)
