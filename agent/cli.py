@@ -125,7 +125,8 @@ def scan(
         wanted = {path.absolute() for path in root}
         rules = [rule for rule in config.watch if rule.path.absolute() in wanted]
         if not rules:
-            raise _fail(FatalError(f"--root must name a watched root; configured: {[str(r.path) for r in config.watch]}"))
+            known = ", ".join(str(rule.path) for rule in config.watch)
+            raise _fail(FatalError(f"--root must name a watched root; configured: {known}"))
         config = config.model_copy(update={"watch": rules})
     _setup_logging(config, verbose)
     try:

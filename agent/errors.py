@@ -19,7 +19,7 @@ decides what to do by exception *type*, never by matching message text.
 from __future__ import annotations
 
 
-class StopRequested(Exception):  # noqa: N818 - a signal, not an error
+class StopRequested(Exception):
     """The agent is shutting down; long operations stop at the next safe point."""
 
 

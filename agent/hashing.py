@@ -49,7 +49,7 @@ def check_identity(path: Path, descriptor: int, expected: FileIdentity, when: st
     """Raise ``SourceChangedError`` unless both the open file and the path still match."""
     try:
         by_descriptor = identity_of(os.fstat(descriptor))
-        by_path = identity_of(os.stat(path, follow_symlinks=False))
+        by_path = identity_of(path.lstat())
     except FileNotFoundError:
         raise SourceVanishedError(f"{path}: vanished {when} reading") from None
     if by_descriptor != expected or by_path != expected:

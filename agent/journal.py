@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from agent.errors import JournalError
 
@@ -210,17 +211,17 @@ _FILE_COLUMNS = (
 )
 
 
-def _file_from_row(row: Sequence[object]) -> FileRecord:
+def _file_from_row(row: Sequence[Any]) -> FileRecord:
     return FileRecord(
-        id=int(row[0]),  # type: ignore[call-overload]
-        dataset_id=row[1],  # type: ignore[arg-type]
+        id=int(row[0]),
+        dataset_id=row[1],
         root=str(row[2]),
         rel_path=str(row[3]),
-        path_in_dataset=row[4],  # type: ignore[arg-type]
-        identity=FileIdentity(*(int(value) for value in row[5:9])),  # type: ignore[call-overload]
-        version=int(row[9]),  # type: ignore[call-overload]
+        path_in_dataset=row[4],
+        identity=FileIdentity(*(int(value) for value in row[5:9])),
+        version=int(row[9]),
         state=FileState(row[10]),
-        sha256=row[11],  # type: ignore[arg-type]
+        sha256=row[11],
     )
 
 
@@ -559,6 +560,6 @@ class Journal:
             )
             db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", (ERRORS_KEPT,))
 
-    def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Read-only queries for the status report (kept here so sqlite3 stays in one module)."""
         return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]

@@ -43,7 +43,7 @@ def summarize(config: AgentConfig) -> ScanSummary:
             committed += int(
                 journal.query(
                     "SELECT COUNT(*) FROM commits WHERE destination = ? AND state = 'committed'", (destination.name,)
-                )[0][0]  # type: ignore[call-overload]
+                )[0][0]
             )
         ignored = journal.query("SELECT COUNT(*) FROM files WHERE state = ?", (FileState.IGNORED,))[0][0]
         verified = journal.query("SELECT COUNT(*) FROM deliveries WHERE state = ?", (DeliveryState.VERIFIED,))[0][0]

@@ -24,7 +24,7 @@ StatFunction = Callable[[Path], os.stat_result]
 
 
 def _lstat(path: Path) -> os.stat_result:
-    return os.stat(path, follow_symlinks=False)
+    return path.lstat()
 
 
 @dataclass
@@ -46,9 +46,7 @@ class SettleResult:
 class SettleTracker:
     """Tracks files that are not yet known to be complete."""
 
-    def __init__(
-        self, quiet_seconds: float, *, clock: Clock = time.monotonic, stat: StatFunction = _lstat
-    ) -> None:
+    def __init__(self, quiet_seconds: float, *, clock: Clock = time.monotonic, stat: StatFunction = _lstat) -> None:
         self.quiet_seconds = quiet_seconds
         # Re-check several times per quiet period (but not more than a few times a
         # second) so that a change and a change back are not both missed.

@@ -18,10 +18,10 @@ RECENT_ERRORS = 20
 RECENT_DATASETS = 50
 
 
-def _iso(value: object) -> str | None:
-    if value in (None, ""):
+def _iso(value: float | str | None) -> str | None:
+    if value is None or value == "":
         return None
-    return datetime.fromtimestamp(float(value), UTC).isoformat()  # type: ignore[arg-type]
+    return datetime.fromtimestamp(float(value), UTC).isoformat()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -57,7 +57,7 @@ def _report(journal: Journal) -> dict[str, Any]:
     running = agent_running(facts, now)
     files = {state.value: 0 for state in FileState}
     for state, count in journal.query("SELECT state, COUNT(*) FROM files GROUP BY state"):
-        files[str(state)] = int(count)  # type: ignore[call-overload]
+        files[str(state)] = int(count)
     files["settling"] = int(facts.get("settling") or 0) if running else 0
     deliveries: dict[str, dict[str, int]] = {}
     for destination, state, count in journal.query(
@@ -65,7 +65,7 @@ def _report(journal: Journal) -> dict[str, Any]:
         " AND f.version = d.version GROUP BY d.destination, d.state"
     ):
         counts = deliveries.setdefault(str(destination), {state.value: 0 for state in DeliveryState})
-        counts[str(state)] = int(count)  # type: ignore[call-overload]
+        counts[str(state)] = int(count)
     destinations = [
         {"name": name, "state": state, "reason": reason, "next_retry_at": _iso(next_retry)}
         for name, state, reason, next_retry in journal.query(
@@ -85,7 +85,7 @@ def _report(journal: Journal) -> dict[str, Any]:
         "SELECT id, dataset_key, state, revision, closed_at, close_reason FROM datasets ORDER BY id DESC LIMIT ?",
         (RECENT_DATASETS,),
     ):
-        counts = journal.query(
+        file_count, byte_count, failed_count = journal.query(
             "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), SUM(state = 'failed') FROM files WHERE dataset_id = ?",
             (dataset_id,),
         )[0]
@@ -102,9 +102,9 @@ def _report(journal: Journal) -> dict[str, Any]:
                 "revision": revision,
                 "closed_at": _iso(closed_at),
                 "close_reason": reason,
-                "files": counts[0],
-                "bytes": counts[1],
-                "failed_files": counts[2] or 0,
+                "files": file_count,
+                "bytes": byte_count,
+                "failed_files": failed_count or 0,
                 "committed": commits,
             }
         )

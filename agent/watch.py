@@ -68,7 +68,7 @@ def scan_tree(
     while pending:
         folder = pending.pop()
         try:
-            folder_stat = os.stat(folder, follow_symlinks=follow_symlinks)
+            folder_stat = folder.stat(follow_symlinks=follow_symlinks)
             key = (folder_stat.st_dev, folder_stat.st_ino)
             if key in visited:
                 on_error(str(folder), "symbolic link loop: folder already scanned; skipped")
@@ -150,9 +150,7 @@ class RootWatcher:
         self.restarts = 0
 
     def start(self) -> None:
-        observer: BaseObserver = (
-            PollingObserver(timeout=self._polling_interval) if self._polling else Observer()
-        )
+        observer: BaseObserver = PollingObserver(timeout=self._polling_interval) if self._polling else Observer()
         observer.schedule(_EnqueueHandler(self.root, self._hints), str(self.root), recursive=True)
         observer.daemon = True
         observer.start()

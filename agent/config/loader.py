@@ -130,9 +130,7 @@ def _model_in(annotation: Any, value: Any, key: str) -> Any:
 
 
 def _describe(error: Any, data: Any) -> tuple[Location, str]:
-    location: Location = tuple(
-        part for part in error["loc"] if not (isinstance(part, str) and part in _UNION_TAGS)
-    )
+    location: Location = tuple(part for part in error["loc"] if not (isinstance(part, str) and part in _UNION_TAGS))
     kind = error["type"]
     if kind == "extra_forbidden":
         known = _known_keys(AgentConfig, location[:-1], data)

@@ -120,8 +120,7 @@ class AgentConfig(StrictModel):
             for wanted in rule.destinations or []:
                 if wanted not in names:
                     raise ValueError(
-                        f"watch rule for {rule.path} names unknown destination {wanted!r}"
-                        f" (known: {', '.join(names)})"
+                        f"watch rule for {rule.path} names unknown destination {wanted!r} (known: {', '.join(names)})"
                     )
         roots = [rule.path for rule in self.watch]
         for index, root in enumerate(roots):

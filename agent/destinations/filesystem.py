@@ -103,14 +103,17 @@ class FilesystemTransport(DestinationTransport):
         remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
         try:
             self._uncommit(bag_path)
-            if final_path.is_file() and final_path.stat().st_size == item.identity.size_bytes:
-                if _sha256_of(final_path) == item.sha256:
-                    return Delivered(remote_key, skipped=True)
+            if (
+                final_path.is_file()
+                and final_path.stat().st_size == item.identity.size_bytes
+                and _sha256_of(final_path) == item.sha256
+            ):
+                return Delivered(remote_key, skipped=True)
             staging_path = self._staging_path(item)
             staging_path.parent.mkdir(exist_ok=True)
             self._copy(item, staging_path, remote_key, control)
             final_path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging_path, final_path)
+            staging_path.replace(final_path)
         except OSError as error:
             raise self._translate(error, f"write {remote_key}") from None
         self._unsynced.append(final_path)
@@ -194,7 +197,7 @@ class FilesystemTransport(DestinationTransport):
                     stream.write(tag_file.content)
                     stream.flush()
                     os.fsync(stream.fileno())
-                os.replace(temporary_path, bag_path / tag_file.name)
+                temporary_path.replace(bag_path / tag_file.name)
             _fsync_folder(bag_path)
         except OSError as error:
             raise self._translate(error, f"write the package of {package.bag_path}") from None

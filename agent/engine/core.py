@@ -8,9 +8,11 @@ next stage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import stat as stat_module
 import threading
 import time
 from collections.abc import Iterator
@@ -167,10 +169,8 @@ class Engine:
         deadlines = [self._tracker.next_deadline(), self._timers.next_deadline(), self._next_heartbeat]
         deadline = min(deadline for deadline in deadlines if deadline is not None)
         timeout = min(max(deadline - time.monotonic(), 0.01), 1.0)
-        try:
+        with contextlib.suppress(queue.Empty):
             self._hints.put(self._hints.get(timeout=timeout))
-        except queue.Empty:
-            pass
 
     def _start_scans(self) -> None:
         self._scans = [(root, self._scan_root(root)) for root in self._roots]
@@ -222,15 +222,15 @@ class Engine:
         if rel_path is None:
             return
         try:
-            stat = os.stat(path, follow_symlinks=False)
+            stat = path.lstat()
         except OSError:
             self._tracker.forget(root.key, rel_path)
             return
-        if os.path.isdir(path) and not os.path.islink(path):
+        if stat_module.S_ISDIR(stat.st_mode):
             if root.filter.folder_allowed(rel_path):
                 self._scans.append((root, self._scan_root(root, start=path)))
             return
-        if os.path.isfile(path) and not os.path.islink(path) and root.filter.file_allowed(rel_path):
+        if stat_module.S_ISREG(stat.st_mode) and root.filter.file_allowed(rel_path):
             self._observe(root, rel_path, path, stat)
 
     def _settle(self) -> None:
@@ -267,7 +267,7 @@ class Engine:
             rows = self._journal.query(
                 "SELECT id FROM datasets WHERE root = ? AND dataset_key = ?", (candidate.root, placement.dataset_key)
             )
-            busy.update(int(row[0]) for row in rows)  # type: ignore[call-overload]
+            busy.update(int(row[0]) for row in rows)
         return busy
 
     def _close_datasets(self) -> None:

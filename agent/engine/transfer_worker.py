@@ -204,7 +204,7 @@ class TransferWorker(threading.Thread):
                 journal.query(
                     "SELECT attempts FROM deliveries WHERE file_id = ? AND destination = ?",
                     (record.id, self.transport.name),
-                )[0][0]  # type: ignore[call-overload]
+                )[0][0]
             )
             state = DeliveryState.FAILED if attempts >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))

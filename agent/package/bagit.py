@@ -65,8 +65,6 @@ def build_bag(
         *extra_tag_files,
         TagFile(PAYLOAD_MANIFEST, payload_manifest(payload)),
     ]
-    tag_manifest = "".join(
-        f"{hashlib.sha256(tag_file.content).hexdigest()}  {tag_file.name}\n" for tag_file in files
-    )
+    tag_manifest = "".join(f"{hashlib.sha256(tag_file.content).hexdigest()}  {tag_file.name}\n" for tag_file in files)
     files.append(TagFile(TAG_MANIFEST, tag_manifest.encode("utf-8")))
     return files
