@@ -64,7 +64,7 @@ class PathFilter:
         name = rel_path.rsplit("/", 1)[-1]
         if self.is_junk_name(name):
             return False
-        return not any(pattern.match(rel_path) for pattern in self._exclude)
+        return not any(pattern.match(rel_path + "/") for pattern in self._exclude)
 
     def file_allowed(self, rel_path: str) -> bool:
         name = rel_path.rsplit("/", 1)[-1]

@@ -137,6 +137,9 @@ def _describe(error: Any, data: Any) -> tuple[Location, str]:
         suggestion = difflib.get_close_matches(str(location[-1]), known, n=1)
         hint = f"; did you mean {suggestion[0]!r}?" if suggestion else f"; allowed keys: {', '.join(known)}"
         return location, f"unknown key{hint}"
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return (*location, "type"), f"unknown type {error['ctx']['tag']!r}; expected one of: {expected}"
     if kind == "missing":
         return location, "required key is missing"
     found = error.get("input")

@@ -1,0 +1,72 @@
+"""Shared test helpers: config files, waiting for conditions, source-tree snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+DATA = Path(__file__).parent / "data"
+T = TypeVar("T")
+
+
+def write_config(
+    directory: Path,
+    *,
+    watch: list[dict[str, Any]] | None = None,
+    destinations: list[dict[str, Any]] | None = None,
+    settle: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Path:
+    config = {
+        "version": 1,
+        "instrument": {"id": "TEST-SCOPE-01", "name": "Test microscope", "facility": "Test facility"},
+        "state_dir": str(directory / "state"),
+        "watch": watch or [{"path": str(directory / "instrument"), "dataset": "{operator}/{session}"}],
+        "settle": settle or {"quiet_seconds": 0.5, "dataset_idle_seconds": 1.5},
+        "destinations": destinations
+        or [{"name": "archive", "type": "filesystem", "path": str(directory / "archive")}],
+        **extra,
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll *condition* until it returns something truthy; fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
+    """Every file under *root*: (sha256, size, mtime_ns), to prove the source is untouched."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            result[str(path.relative_to(root))] = (digest, stat.st_size, stat.st_mtime_ns)
+    return result
+
+
+def harvest_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "agent", *arguments]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import ConfigInvalid, load_config, parse_config, resolve_config_path
+from agent.config.loader import default_config_path
+from agent.errors import ConfigError
+
+MINIMAL = """\
+version: 1
+instrument:
+  id: FAC-LSM980-01            # required: stable id (facility inventory id or PIDINST handle)
+  name: Zeiss LSM 980, room 2.14
+  manufacturer: Zeiss
+  model: LSM 980
+  serial_number: "2801000123"
+  facility: Example Imaging Facility
+state_dir: /var/lib/harvest-agent
+watch:
+  - path: /data/lsm980
+    dataset: "{operator}/{session}"   # template relative to the root: each match is one dataset
+    exclude: ["**/*.tmp"]
+    polling: false                    # true for SMB/NFS mounts
+settle:
+  quiet_seconds: 30                   # a file must be unchanged this long (local monotonic clock)
+  dataset_idle_seconds: 300           # a dataset closes after this long with no member changing
+destinations:
+  - name: archive
+    type: filesystem
+    path: /mnt/archive
+"""
+
+
+def test_minimal_config_from_the_issue_loads_as_written() -> None:
+    config = parse_config(MINIMAL, Path("c.yaml"))
+    assert config.instrument.id == "FAC-LSM980-01"
+    assert config.instrument.serial_number == "2801000123"
+    assert config.watch[0].template.field_names == ["operator", "session"]
+    assert config.settle.quiet_seconds == 30
+    assert config.destinations[0].path == Path("/mnt/archive")
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text, Path("c.yaml"))
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_misspelt_key_names_file_line_path_and_suggestion() -> None:
+    problems = problems_of(MINIMAL.replace("quiet_seconds", "quiet_secnds"))
+    assert problems == ["c.yaml:16: settle.quiet_secnds: unknown key; did you mean 'quiet_seconds'?"]
+
+
+def test_unknown_key_in_a_list_item() -> None:
+    problems = problems_of(MINIMAL.replace("    polling: false", "    poling: false"))
+    assert problems == ["c.yaml:14: watch[0].poling: unknown key; did you mean 'polling'?"]
+
+
+def test_missing_required_instrument_id() -> None:
+    text = MINIMAL.replace("  id: FAC-LSM980-01            # required: stable id (facility inventory id or PIDINST handle)\n", "")
+    problems = problems_of(text)
+    assert problems == ["c.yaml:2: instrument.id: required key is missing"]
+
+
+def test_wrong_type_says_what_was_found() -> None:
+    problems = problems_of(MINIMAL.replace("quiet_seconds: 30", "quiet_seconds: soon"))
+    assert len(problems) == 1
+    assert problems[0].startswith("c.yaml:16: settle.quiet_seconds: Input should be a valid number")
+    assert "'soon'" in problems[0]
+
+
+def test_bad_template_and_unknown_destination_type() -> None:
+    problems = problems_of(MINIMAL.replace('"{operator}/{session}"', '"{operator}/{session"'))
+    assert "stray brace" in problems[0] and problems[0].startswith("c.yaml:12: watch[0].dataset")
+    problems = problems_of(MINIMAL.replace("type: filesystem", "type: ftp"))
+    assert problems == ["c.yaml:20: destinations[0].type: unknown type 'ftp'; expected one of: 'filesystem'"]
+
+
+def test_invalid_yaml_is_one_located_problem() -> None:
+    problems = problems_of("version: 1\ninstrument: [unclosed\n")
+    assert len(problems) == 1 and problems[0].startswith("c.yaml:3: not valid YAML")
+
+
+def test_overlapping_roots_and_duplicate_destinations_rejected() -> None:
+    text = MINIMAL.replace(
+        "    polling: false                    # true for SMB/NFS mounts\n",
+        "    polling: false\n  - path: /data/lsm980/sub\n",
+    )
+    assert any("must not overlap" in problem for problem in problems_of(text))
+    text = MINIMAL + "  - name: archive\n    type: filesystem\n    path: /x\n"
+    assert any("repeated: archive" in problem for problem in problems_of(text))
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    text = MINIMAL.replace("/var/lib/harvest-agent", "state").replace("/data/lsm980", "inst")
+    (tmp_path / "c.yaml").write_text(text.replace("/mnt/archive", "archive"))
+    config = load_config(tmp_path / "c.yaml")
+    assert config.state_dir == tmp_path / "state"
+    assert config.watch[0].path == tmp_path / "inst"
+    assert config.destinations[0].path == tmp_path / "archive"
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_path_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARVEST_CONFIG", "/from/env.yaml")
+    assert resolve_config_path(Path("/explicit.yaml")) == Path("/explicit.yaml")
+    assert resolve_config_path(None) == Path("/from/env.yaml")
+    monkeypatch.delenv("HARVEST_CONFIG")
+    assert resolve_config_path(None) == default_config_path()
+
+
+def test_windows_default_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.platform", "win32")
+    monkeypatch.setenv("PROGRAMDATA", "C:\\ProgramData")
+    assert str(default_config_path()).endswith("config.yaml")
+    assert "harvest-agent" in str(default_config_path())
