@@ -93,7 +93,10 @@ def sha256_file(
             if should_stop():
                 raise StopRequested
         if total_bytes != expected.size_bytes:
-            raise SourceChangedError(f"{path}: read {total_bytes} bytes but expected {expected.size_bytes}")
+            raise SourceChangedError(
+                f"{path}: changed while reading ({total_bytes} bytes read, {expected.size_bytes} expected);"
+                " it will be read again once it settles"
+            )
         check_identity(path, descriptor, expected, "while")
         return digest.hexdigest()
     except OSError as error:

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ItemError, SourceChangedError, SourceVanishedError
+from agent.hashing import READ_CHUNK_BYTES, identity_of, sha256_file
+
+
+def test_sha256_matches_hashlib(tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    data = os.urandom(3 * READ_CHUNK_BYTES + 17)
+    path.write_bytes(data)
+    assert sha256_file(path, identity_of(path.stat())) == hashlib.sha256(data).hexdigest()
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.tif"
+    path.write_bytes(b"")
+    assert sha256_file(path, identity_of(path.stat())) == hashlib.sha256(b"").hexdigest()
+
+
+def test_file_appended_while_read_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "growing.bin"
+    path.write_bytes(b"x" * (2 * READ_CHUNK_BYTES))
+    identity = identity_of(path.stat())
+    calls = []
+
+    def append_after_first_chunk() -> bool:  # fault injection through the per-chunk hook
+        if not calls:
+            with path.open("ab") as stream:
+                stream.write(b"more")
+        calls.append(1)
+        return False
+
+    with pytest.raises(SourceChangedError, match="changed while reading"):
+        sha256_file(path, identity, should_stop=append_after_first_chunk)
+
+
+def test_file_replaced_by_rename_while_read_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"a" * 100)
+    identity = identity_of(path.stat())
+    replacement = tmp_path / "b.bin"
+    replacement.write_bytes(b"b" * 100)
+
+    def swap() -> bool:
+        if replacement.exists():
+            replacement.replace(path)
+        return False
+
+    with pytest.raises(SourceChangedError):
+        sha256_file(path, identity, should_stop=swap)
+
+
+def test_stale_identity_is_rejected_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"abc")
+    identity = identity_of(path.stat())
+    path.write_bytes(b"abcd")
+    with pytest.raises(SourceChangedError, match="changed before reading"):
+        sha256_file(path, identity)
+
+
+def test_vanished_and_permission_denied_are_item_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"abc")
+    identity = identity_of(path.stat())
+    path.unlink()
+    with pytest.raises(SourceVanishedError):
+        sha256_file(path, identity)
+    path.write_bytes(b"abc")
+
+    def deny(*args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("agent.hashing.os.open", deny)
+    with pytest.raises(ItemError, match="permission denied"):
+        sha256_file(path, identity_of(path.stat()))
+
+
+def test_symlink_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"abc")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    with pytest.raises(ItemError, match="symbolic link"):
+        sha256_file(link, identity_of(target.stat()))

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.errors import JournalError
+from agent.journal import (
+    JOURNAL_FILE_NAME,
+    SCHEMA_VERSION,
+    DatasetState,
+    DeliveryState,
+    FileIdentity,
+    FileState,
+    Journal,
+    SettledFile,
+)
+
+
+def settled(rel_path: str, size: int = 10, key: str | None = "alice/s1") -> SettledFile:
+    return SettledFile(
+        root="/root",
+        rel_path=rel_path,
+        identity=FileIdentity(1, hash(rel_path) & 0xFFFF, size, 123),
+        dataset_key=key,
+        dataset_fields={"operator": "alice", "session": "s1"} if key else {},
+        path_in_dataset=rel_path.split("/", 2)[-1] if key else None,
+    )
+
+
+def test_schema_version_and_check_constraints(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    assert journal.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    assert journal.query("PRAGMA journal_mode")[0][0] == "wal"
+    journal.record_settled([settled("alice/s1/a")])
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.query("UPDATE files SET state = 'bogus'")
+    journal.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Journal(tmp_path).close()
+    connection = sqlite3.connect(tmp_path / JOURNAL_FILE_NAME)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(JournalError, match="newer agent"):
+        Journal(tmp_path)
+
+
+def test_read_only_without_journal_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="has not run"):
+        Journal(tmp_path, read_only=True)
+
+
+def test_settle_hash_deliver_commit_cycle_and_new_revision(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    touched = journal.record_settled([settled("alice/s1/a.tif"), settled("alice/s1/b.tif"), settled("x.txt", key=None)])
+    assert len(touched) == 1
+    dataset_id = touched[0]
+    assert journal.record_settled([settled("alice/s1/a.tif")]) == []  # same identity: nothing new
+    ignored = journal.files_in_state(FileState.IGNORED, 10)
+    assert [record.rel_path for record in ignored] == ["x.txt"]
+
+    records = journal.files_in_state(FileState.SETTLED, 10)
+    journal.record_hashes([(record, "ab" * 32) for record in records], {"/root": ["archive", "copy"]})
+    deliveries = journal.deliveries_to_send("archive", 10)
+    assert len(deliveries) == 2 and all(d.state == DeliveryState.PENDING for d in deliveries)
+    assert journal.datasets_ready_to_commit("archive") == []  # still open
+
+    journal.close_dataset(dataset_id, "idle")
+    assert journal.datasets_ready_to_commit("archive") == []  # not delivered yet
+    for delivery in deliveries:
+        journal.start_delivery(delivery, "k", None)
+    journal.finish_deliveries([(delivery, DeliveryState.VERIFIED, None) for delivery in deliveries])
+    assert journal.datasets_ready_to_commit("archive") == [dataset_id]
+    assert journal.datasets_ready_to_commit("copy") == []  # tracked independently
+    journal.record_commit(dataset_id, "archive", 1)
+    assert journal.datasets_ready_to_commit("archive") == []
+
+    # A late file reopens the dataset as revision 2; a changed file is a new version.
+    journal.record_settled([settled("alice/s1/c.tif"), settled("alice/s1/a.tif", size=11)])
+    dataset = journal.dataset(dataset_id)
+    assert dataset.state == DatasetState.OPEN and dataset.revision == 2
+    changed = journal.file_by_path("/root", "alice/s1/a.tif")
+    assert changed is not None and changed.version == 2 and changed.sha256 is None
+    assert changed.state == FileState.SETTLED
+    journal.close()
+
+
+def test_checkpoint_and_resume_offset_survive_reopen(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record_settled([settled("alice/s1/big.bin", size=1000)])
+    record = journal.files_in_state(FileState.SETTLED, 1)[0]
+    journal.record_hashes([(record, "cd" * 32)], {"/root": ["archive"]})
+    delivery = journal.deliveries_to_send("archive", 1)[0]
+    journal.start_delivery(delivery, "key", None)
+    journal.checkpoint_delivery(delivery, 600)
+    journal.close()
+    reopened = Journal(tmp_path)
+    again = reopened.deliveries_to_send("archive", 1)[0]
+    assert again.state == DeliveryState.SENDING and again.offset_bytes == 600
+    reopened.close()
