@@ -59,13 +59,23 @@ def check_identity(path: Path, descriptor: int, expected: FileIdentity, when: st
 def stream_chunks(
     descriptor: int, size_bytes: int, start_bytes: int = 0, chunk_bytes: int = READ_CHUNK_BYTES
 ) -> Callable[[], memoryview]:
-    """Return a reader that yields successive chunks of the file from *start_bytes*."""
+    """Return a reader of successive chunks from *start_bytes* up to *size_bytes*.
+
+    Reading stops at the expected size even if a writer keeps appending: the identity
+    check after reading then reports the change (an endless append must not mean an
+    endless read).
+    """
     buffer = bytearray(chunk_bytes)
     view = memoryview(buffer)
     os.lseek(descriptor, start_bytes, os.SEEK_SET)
+    remaining = size_bytes - start_bytes
 
     def read_next() -> memoryview:
-        count = os.readv(descriptor, [buffer])
+        nonlocal remaining
+        if remaining <= 0:
+            return view[:0]
+        count = os.readv(descriptor, [view[: min(chunk_bytes, remaining)]])
+        remaining -= count
         return view[:count]
 
     return read_next

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.config.models import FilesystemDestination
+from agent.destinations.base import PayloadItem
+from agent.destinations.filesystem import STAGING_FOLDER, FilesystemTransport
+from agent.errors import ItemError, SourceChangedError, StopRequested, TransientError
+from agent.hashing import identity_of
+from agent.package.bagit import TagFile
+from agent.package.sidecar import DatasetPackage
+
+MIB = 1 << 20
+
+
+@dataclass
+class RecordingControl:
+    stop_after_bytes: int | None = None
+    started_calls: list[tuple[str, int | None]] = field(default_factory=list)
+    checkpoints: list[int] = field(default_factory=list)
+    sent_bytes: int = 0
+
+    def started(self, remote_key: str, resumed_from_bytes: int | None) -> None:
+        self.started_calls.append((remote_key, resumed_from_bytes))
+
+    def checkpoint(self, offset_bytes: int) -> None:
+        self.checkpoints.append(offset_bytes)
+
+    def progress(self, sent_bytes: int) -> None:
+        self.sent_bytes += sent_bytes
+
+    def should_stop(self) -> bool:
+        return self.stop_after_bytes is not None and self.sent_bytes >= self.stop_after_bytes
+
+
+def make(tmp_path: Path, size: int) -> tuple[FilesystemTransport, PayloadItem, bytes]:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    source = tmp_path / "src.bin"
+    data = os.urandom(size)
+    source.write_bytes(data)
+    transport = FilesystemTransport(
+        FilesystemDestination(name="archive", type="filesystem", path=archive, checkpoint_bytes=4 * MIB)
+    )
+    item = PayloadItem(
+        source_path=source,
+        identity=identity_of(source.stat()),
+        sha256=hashlib.sha256(data).hexdigest(),
+        bag_path="FAC/alice/s1",
+        path_in_dataset="sub/src.bin",
+        resume_offset_bytes=0,
+    )
+    return transport, item, data
+
+
+def test_deliver_copies_verifies_and_renames(tmp_path: Path) -> None:
+    transport, item, data = make(tmp_path, 3 * MIB + 5)
+    control = RecordingControl()
+    delivered = transport.deliver(item, control)
+    transport.sync()
+    final = tmp_path / "archive/FAC/alice/s1/data/sub/src.bin"
+    assert final.read_bytes() == data
+    assert delivered.remote_key == "FAC/alice/s1/data/sub/src.bin" and not delivered.skipped
+    assert control.started_calls == [("FAC/alice/s1/data/sub/src.bin", None)]
+    assert list((tmp_path / "archive" / STAGING_FOLDER).iterdir()) == []
+
+
+def test_identical_file_already_there_is_skipped(tmp_path: Path) -> None:
+    transport, item, _ = make(tmp_path, 1000)
+    transport.deliver(item, RecordingControl())
+    control = RecordingControl()
+    assert transport.deliver(item, control).skipped
+    assert control.sent_bytes == 0
+
+
+def test_interrupted_copy_resumes_from_durable_offset(tmp_path: Path) -> None:
+    transport, item, data = make(tmp_path, 20 * MIB)
+    first = RecordingControl(stop_after_bytes=9 * MIB)
+    with pytest.raises(StopRequested):
+        transport.deliver(item, first)
+    durable = first.checkpoints[-1]
+    assert durable >= 9 * MIB
+    resumed_item = PayloadItem(**{**item.__dict__, "resume_offset_bytes": durable})
+    second = RecordingControl()
+    transport.deliver(resumed_item, second)
+    assert second.started_calls[0][1] == durable
+    assert second.sent_bytes == len(data) - durable
+    assert (tmp_path / "archive/FAC/alice/s1/data/sub/src.bin").read_bytes() == data
+
+
+def test_resume_never_trusts_bytes_beyond_the_journalled_offset(tmp_path: Path) -> None:
+    transport, item, data = make(tmp_path, 10 * MIB)
+    with pytest.raises(StopRequested):
+        transport.deliver(item, RecordingControl(stop_after_bytes=8 * MIB))
+    staging = next((tmp_path / "archive" / STAGING_FOLDER).iterdir())
+    with staging.open("r+b") as stream:  # garbage after the durable offset, as after a power cut
+        stream.seek(5 * MIB)
+        stream.write(b"\xff" * MIB)
+    resumed_item = PayloadItem(**{**item.__dict__, "resume_offset_bytes": 4 * MIB})
+    transport.deliver(resumed_item, RecordingControl())
+    assert (tmp_path / "archive/FAC/alice/s1/data/sub/src.bin").read_bytes() == data
+
+
+def test_corrupt_prefix_fails_verification_and_is_discarded(tmp_path: Path) -> None:
+    transport, item, _ = make(tmp_path, 10 * MIB)
+    with pytest.raises(StopRequested):
+        transport.deliver(item, RecordingControl(stop_after_bytes=8 * MIB))
+    staging = next((tmp_path / "archive" / STAGING_FOLDER).iterdir())
+    with staging.open("r+b") as stream:
+        stream.write(b"corrupt")
+    resumed_item = PayloadItem(**{**item.__dict__, "resume_offset_bytes": 8 * MIB})
+    with pytest.raises(ItemError, match="verification failed"):
+        transport.deliver(resumed_item, RecordingControl())
+    assert not staging.exists()
+
+
+def test_source_changed_during_copy(tmp_path: Path) -> None:
+    transport, item, _ = make(tmp_path, 10 * MIB)
+
+    class Appending(RecordingControl):
+        def progress(self, sent_bytes: int) -> None:
+            super().progress(sent_bytes)
+            with item.source_path.open("ab") as stream:
+                stream.write(b"late")
+
+    with pytest.raises(SourceChangedError):
+        transport.deliver(item, Appending())
+    assert not (tmp_path / "archive/FAC/alice/s1/data/sub/src.bin").exists()
+
+
+def test_missing_destination_root_is_transient_and_never_created(tmp_path: Path) -> None:
+    transport, item, _ = make(tmp_path, 10)
+    (tmp_path / "archive").rmdir()
+    with pytest.raises(TransientError, match="is the share mounted"):
+        transport.deliver(item, RecordingControl())
+    with pytest.raises(TransientError):
+        transport.probe()
+    assert not (tmp_path / "archive").exists()
+
+
+def test_commit_writes_manifests_last_and_delivery_uncommits(tmp_path: Path) -> None:
+    transport, item, _ = make(tmp_path, 10)
+    transport.deliver(item, RecordingControl())
+    package = DatasetPackage(
+        "FAC/alice/s1",
+        1,
+        [TagFile("bagit.txt", b"x"), TagFile("manifest-sha256.txt", b"m"), TagFile("tagmanifest-sha256.txt", b"t")],
+    )
+    transport.commit(package)
+    bag = tmp_path / "archive/FAC/alice/s1"
+    assert (bag / "tagmanifest-sha256.txt").read_bytes() == b"t"
+    assert not list(bag.glob(".harvest-*"))
+    other = PayloadItem(**{**item.__dict__, "path_in_dataset": "late.bin"})
+    transport.deliver(other, RecordingControl())
+    assert not (bag / "tagmanifest-sha256.txt").exists() and not (bag / "manifest-sha256.txt").exists()
