@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ MIGRATIONS: list[str] = [
         root TEXT NOT NULL,
         rel_path TEXT NOT NULL,
         path_in_dataset TEXT,
+        path_nfc TEXT,
         dev INTEGER NOT NULL,
         ino INTEGER NOT NULL,
         size_bytes INTEGER NOT NULL,
@@ -97,7 +99,7 @@ MIGRATIONS: list[str] = [
         UNIQUE (root, rel_path)
     );
     CREATE INDEX files_by_state ON files (state);
-    CREATE INDEX files_by_dataset ON files (dataset_id);
+    CREATE INDEX files_by_dataset ON files (dataset_id, path_nfc);
     CREATE TABLE deliveries (
         file_id INTEGER NOT NULL REFERENCES files (id),
         destination TEXT NOT NULL,
@@ -315,24 +317,40 @@ class Journal:
                 if row is not None and FileIdentity(*row[1:5]) == identity and row[5] != FileState.STALE:
                     continue
                 dataset_id = self._dataset_for(db, item, now) if item.dataset_key is not None else None
-                state = FileState.SETTLED if dataset_id is not None else FileState.IGNORED
-                error = None if dataset_id is not None else "not inside a folder that matches the dataset template"
+                path_nfc = unicodedata.normalize("NFC", item.path_in_dataset or "")
+                state, error = FileState.SETTLED, None
+                if dataset_id is None:
+                    state, error = FileState.IGNORED, "not inside a folder that matches the dataset template"
+                else:
+                    clash = db.execute(
+                        "SELECT rel_path FROM files WHERE dataset_id = ? AND path_nfc = ? AND rel_path != ?",
+                        (dataset_id, path_nfc, item.rel_path),
+                    ).fetchone()
+                    if clash is not None:
+                        # Archives on macOS/SMB and BagIt validators treat such names as one file.
+                        state = FileState.FAILED
+                        error = f"name differs from {clash[0]} only by Unicode normalization; it cannot be archived"
                 values = (
-                    dataset_id, item.path_in_dataset, identity.dev, identity.ino, identity.size_bytes,
+                    dataset_id, item.path_in_dataset, path_nfc, identity.dev, identity.ino, identity.size_bytes,
                     identity.mtime_ns, state, error, now,
                 )  # fmt: skip
                 if row is None:
                     db.execute(
-                        "INSERT INTO files (dataset_id, path_in_dataset, dev, ino, size_bytes, mtime_ns, state,"
-                        " error, updated_at, root, rel_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO files (dataset_id, path_in_dataset, path_nfc, dev, ino, size_bytes, mtime_ns,"
+                        " state, error, updated_at, root, rel_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (*values, item.root, item.rel_path),
                     )
                 else:
                     db.execute(
-                        "UPDATE files SET dataset_id = ?, path_in_dataset = ?, dev = ?, ino = ?, size_bytes = ?,"
-                        " mtime_ns = ?, state = ?, error = ?, updated_at = ?, sha256 = NULL,"
+                        "UPDATE files SET dataset_id = ?, path_in_dataset = ?, path_nfc = ?, dev = ?, ino = ?,"
+                        " size_bytes = ?, mtime_ns = ?, state = ?, error = ?, updated_at = ?, sha256 = NULL,"
                         " version = version + 1 WHERE id = ?",
                         (*values, row[0]),
+                    )
+                if error is not None and state == FileState.FAILED:
+                    db.execute(
+                        "INSERT INTO errors (at, kind, path, message) VALUES (?, 'item', ?, ?)",
+                        (now, f"{item.root}/{item.rel_path}", error),
                     )
                 if dataset_id is not None:
                     touched.append(dataset_id)

@@ -30,8 +30,7 @@ def write_config(
         "state_dir": str(directory / "state"),
         "watch": watch or [{"path": str(directory / "instrument"), "dataset": "{operator}/{session}"}],
         "settle": settle or {"quiet_seconds": 0.5, "dataset_idle_seconds": 1.5},
-        "destinations": destinations
-        or [{"name": "archive", "type": "filesystem", "path": str(directory / "archive")}],
+        "destinations": destinations or [{"name": "archive", "type": "filesystem", "path": str(directory / "archive")}],
         **extra,
     }
     path = directory / "config.yaml"

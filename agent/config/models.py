@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent.bandwidth import parse_rate
 from agent.templates import DatasetTemplate
 
 INSTRUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
@@ -88,6 +89,14 @@ class FilesystemDestination(StrictModel):
     type: Literal["filesystem"]
     path: Path
     checkpoint_bytes: Annotated[int, Field(ge=1 << 20)] = 64 << 20
+    bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _rate_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
 
 
 Destination = Annotated[FilesystemDestination, Field(discriminator="type")]

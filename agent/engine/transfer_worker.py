@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.bandwidth import RateLimiter, parse_rate
 from agent.config.models import AgentConfig
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
@@ -48,7 +49,7 @@ class _Control:
     stop: threading.Event
     sent_bytes: int = 0
     resumed_from_bytes: int | None = None
-    on_progress: Callable[[int], None] = field(default=lambda count: None)
+    on_progress: Callable[[int], object] = field(default=lambda count: None)
 
     def started(self, remote_key: str, resumed_from_bytes: int | None) -> None:
         self.resumed_from_bytes = resumed_from_bytes
@@ -84,6 +85,9 @@ class TransferWorker(threading.Thread):
         self._on_changed = on_changed
         self._give_up_when_paused = give_up_when_paused
         self._follow_symlinks = {str(rule.path): rule.follow_symlinks for rule in config.watch}
+        settings = next(destination for destination in config.destinations if destination.name == transport.name)
+        rate = parse_rate(settings.bandwidth) if settings.bandwidth else None
+        self._limiter = RateLimiter(lambda: rate, stop=stop)
         self.wake = threading.Event()
         self.heartbeat = 0.0
         self.busy = False
@@ -187,7 +191,7 @@ class TransferWorker(threading.Thread):
             resume_offset_bytes=delivery.offset_bytes,
             follow_symlinks=self._follow_symlinks.get(record.root, False),
         )
-        control = _Control(journal, delivery, self._stop_event)
+        control = _Control(journal, delivery, self._stop_event, on_progress=self._limiter.consume)
         try:
             self.transport.deliver(item, control)
         except SourceChangedError as error:

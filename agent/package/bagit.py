@@ -8,6 +8,7 @@ means "this bag is complete and every byte was verified".
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,9 +31,17 @@ class TagFile:
     content: bytes
 
 
+_ESCAPE_LIKE = re.compile(r"%(?=[0-9A-Fa-f]{2})")
+
+
 def encode_manifest_path(path: str) -> str:
-    """RFC 8493 §2.1.3: CR, LF and % in a file path are percent-encoded."""
-    return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Percent-encode CR and LF (RFC 8493 §2.1.3), and % where it could be read as an escape.
+
+    The RFC encodes every %, but bagit-python (the reference validator archives use)
+    decodes only %0D and %0A; encoding a % only when two hex digits follow it keeps
+    names like ``100%.txt`` valid for both readings.
+    """
+    return _ESCAPE_LIKE.sub("%25", path).replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _info_value(value: str) -> str:

@@ -63,5 +63,6 @@ def test_tampered_payload_fails_validation(tmp_path: Path) -> None:
 
 
 def test_manifest_path_encoding_and_bag_path() -> None:
-    assert encode_manifest_path("a%b\nc\rd") == "a%25b%0Ac%0Dd"
+    assert encode_manifest_path("100%.txt") == "100%.txt"
+    assert encode_manifest_path("a%0Ab\nc\rd") == "a%250Ab%0Ac%0Dd"
     assert bag_path_for("FAC:01", "alice/s 1") == "FAC_01/alice/s 1"

@@ -59,7 +59,9 @@ def test_unknown_key_in_a_list_item() -> None:
 
 
 def test_missing_required_instrument_id() -> None:
-    text = MINIMAL.replace("  id: FAC-LSM980-01            # required: stable id (facility inventory id or PIDINST handle)\n", "")
+    text = MINIMAL.replace(
+        "  id: FAC-LSM980-01            # required: stable id (facility inventory id or PIDINST handle)\n", ""
+    )
     problems = problems_of(text)
     assert problems == ["c.yaml:2: instrument.id: required key is missing"]
 

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import DATA, harvest_command, subprocess_env, wait_for
+
+
+class Daemon:
+    """``harvest run`` as a subprocess, with its log in a file."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Daemon:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            harvest_command("run", "--config", str(self.config_path)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env(),
+        )
+        log.close()
+        return self
+
+    def status(self) -> dict[str, Any]:
+        result = subprocess.run(
+            harvest_command("status", "--json", "--config", str(self.config_path)),
+            capture_output=True,
+            env=subprocess_env(),
+            check=True,
+        )
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
+    daemons: list[Daemon] = []
+
+    def make(config_path: Path) -> Daemon:
+        daemon = Daemon(config_path, tmp_path / f"daemon-{len(daemons)}.log")
+        daemons.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in daemons:
+        if daemon.process is not None:
+            daemon.process.kill()
+            daemon.process.wait()
+
+
+def copy_sample(relative: str, target: Path) -> Path:
+    """Copy a sample file or folder from tests/data to *target* (a folder)."""
+    source = DATA / relative
+    target.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        destination = target / source.name
+        shutil.copytree(source, destination)
+        return destination
+    return Path(shutil.copy2(source, target))
+
+
+def bag_committed(bag: Path) -> bool:
+    return (bag / "tagmanifest-sha256.txt").exists()
+
+
+def harvest_json(bag: Path) -> dict[str, Any]:
+    return json.loads((bag / "harvest.json").read_text())  # type: ignore[no-any-return]
+
+
+def wait_for_revision(bag: Path, revision: int, timeout: float = 30) -> dict[str, Any]:
+    def committed_revision() -> dict[str, Any] | None:
+        if not bag_committed(bag):
+            return None
+        try:
+            data = harvest_json(bag)
+        except (OSError, ValueError):
+            return None
+        return data if data["dataset"]["revision"] >= revision else None
+
+    return wait_for(committed_revision, timeout=timeout, what=f"{bag} revision {revision}")
