@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +42,15 @@ class Daemon:
         )
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
+    def running(self) -> bool:
+        """True once the daemon reports itself running (its journal may not exist yet)."""
+        result = subprocess.run(
+            harvest_command("status", "--json", "--config", str(self.config_path)),
+            capture_output=True,
+            env=subprocess_env(),
+        )
+        return result.returncode == 0 and bool(json.loads(result.stdout)["agent"]["running"])
+
     def stop(self, timeout: float = 30) -> int:
         assert self.process is not None
         if self.process.poll() is None:
@@ -54,6 +64,15 @@ class Daemon:
         self.process.kill()
         self.process.wait(timeout=10)
         self.process = None
+
+    @staticmethod
+    def journal_rows(directory: Path, sql: str) -> list[tuple[Any, ...]]:
+        """Read the journal the way an operator's tool would: read-only, beside the daemon."""
+        connection = sqlite3.connect(f"{(directory / 'state' / 'journal.sqlite3').as_uri()}?mode=ro", uri=True)
+        try:
+            return connection.execute(sql).fetchall()
+        finally:
+            connection.close()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
