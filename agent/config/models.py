@@ -26,25 +26,41 @@ class StrictModel(BaseModel):
 class Instrument(StrictModel):
     """Who produced the data: the identity attached to every dataset."""
 
-    id: Annotated[str, Field(min_length=1, max_length=200, pattern=INSTRUMENT_ID_PATTERN)]
-    name: str | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    serial_number: str | None = None
-    facility: str | None = None
+    id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=200,
+            pattern=INSTRUMENT_ID_PATTERN,
+            description="stable instrument id (facility inventory id or PIDINST handle); names the archive folder",
+        ),
+    ]
+    name: str | None = Field(default=None, description="human-readable name, e.g. room and instrument")
+    manufacturer: str | None = Field(default=None, description="instrument manufacturer")
+    model: str | None = Field(default=None, description="instrument model")
+    serial_number: str | None = Field(default=None, description="serial number (quote it in YAML)")
+    facility: str | None = Field(default=None, description="facility name (BagIt Source-Organization)")
     pidinst: str | None = Field(default=None, description="PIDINST persistent identifier (URL or handle)")
 
 
 class WatchRule(StrictModel):
     """One watched root and how its files group into datasets."""
 
-    path: Path
-    dataset: str = Field(default="{dataset}", description="template relative to the root")
-    exclude: list[str] = Field(default_factory=list)
-    include: list[str] = Field(default_factory=list, description="if set, only matching files")
-    polling: bool = False
-    polling_interval_seconds: Annotated[float, Field(gt=0)] = 10.0
-    follow_symlinks: bool = False
+    path: Path = Field(description="the instrument's output folder (read-only for the agent)")
+    dataset: str = Field(
+        default="{dataset}",
+        description="folders that form one dataset, relative to the root: '{operator}/{session}';"
+        " {field} parts become dataset fields, * matches within one folder name",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="globs on the relative path never to harvest ('**/*.bak', 'scratch')"
+    )
+    include: list[str] = Field(default_factory=list, description="if set, only files matching one of these globs")
+    polling: bool = Field(default=False, description="poll instead of OS events: use for SMB/NFS shares")
+    polling_interval_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="seconds between polls when polling is on"
+    )
+    follow_symlinks: bool = Field(default=False, description="follow symbolic links (only to targets inside this root)")
     destinations: list[str] | None = Field(
         default=None, description="destination names for this root; all when omitted"
     )
@@ -63,9 +79,15 @@ class WatchRule(StrictModel):
 class Settle(StrictModel):
     """When a file, and then a dataset, counts as complete."""
 
-    quiet_seconds: Annotated[float, Field(ge=0)] = 30.0
-    dataset_idle_seconds: Annotated[float, Field(ge=0)] = 300.0
-    dataset_max_open_seconds: Annotated[float, Field(gt=0)] = 86400.0
+    quiet_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=30.0, description="a file must be unchanged this long (local monotonic clock) to be harvested"
+    )
+    dataset_idle_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=300.0, description="a dataset closes after this long with no member appearing or changing"
+    )
+    dataset_max_open_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=86400.0, description="a dataset open this long is closed by force (with a warning)"
+    )
     marker: str | None = Field(
         default=None, description="file name whose arrival closes its dataset, e.g. acquisition.done"
     )
@@ -79,16 +101,22 @@ class Settle(StrictModel):
 
 
 class Scan(StrictModel):
-    interval_seconds: Annotated[float, Field(gt=0)] = 600.0
+    """How often the watched roots are fully re-scanned (events can be missed)."""
+
+    interval_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=600.0, description="seconds between reconcile scans"
+    )
 
 
 class FilesystemDestination(StrictModel):
     """A local folder or a mounted archive share (SMB/NFS)."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name used in status and logs")]
     type: Literal["filesystem"]
-    path: Path
-    checkpoint_bytes: Annotated[int, Field(ge=1 << 20)] = 64 << 20
+    path: Path = Field(description="archive folder; must exist (an unmounted share pauses the destination)")
+    checkpoint_bytes: Annotated[int, Field(ge=1 << 20)] = Field(
+        default=64 << 20, description="a large copy is made durable and journalled every this many bytes"
+    )
     bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
 
     @field_validator("bandwidth")
@@ -103,21 +131,23 @@ Destination = Annotated[FilesystemDestination, Field(discriminator="type")]
 
 
 class Logging(StrictModel):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["text", "json"] = "text"
+    """Log output (never secrets or patient data)."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
+    format: Literal["text", "json"] = Field(default="text", description="text lines or JSON lines on stderr")
 
 
 class AgentConfig(StrictModel):
     """The whole configuration of one instrument's agent."""
 
-    version: Literal[1]
-    instrument: Instrument
-    state_dir: Path
-    watch: Annotated[list[WatchRule], Field(min_length=1)]
-    settle: Settle = Field(default_factory=Settle)
-    scan: Scan = Field(default_factory=Scan)
-    destinations: Annotated[list[Destination], Field(min_length=1)]
-    logging: Logging = Field(default_factory=Logging)
+    version: Literal[1] = Field(description="config format version")
+    instrument: Instrument = Field(description="the instrument's identity")
+    state_dir: Path = Field(description="where the journal lives (writable, local disk)")
+    watch: Annotated[list[WatchRule], Field(min_length=1, description="watched roots")]
+    settle: Settle = Field(default_factory=Settle, description="completeness rules")
+    scan: Scan = Field(default_factory=Scan, description="reconcile scans")
+    destinations: Annotated[list[Destination], Field(min_length=1, description="where datasets are archived")]
+    logging: Logging = Field(default_factory=Logging, description="logging to stderr")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> AgentConfig:

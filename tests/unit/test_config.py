@@ -122,3 +122,17 @@ def test_windows_default_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROGRAMDATA", "C:\\ProgramData")
     assert str(default_config_path()).endswith("config.yaml")
     assert "harvest-agent" in str(default_config_path())
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    from agent.config.reference import reference
+
+    committed = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert committed == reference(), "run: python -m agent.config.reference > docs/configuration.md"
+
+
+def test_config_examples_are_valid() -> None:
+    examples = sorted((Path(__file__).parents[2] / "config-examples").glob("*.yaml"))
+    assert examples
+    for example in examples:
+        load_config(example)
