@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import bagit
+import jsonschema
 
 from agent.config.models import Instrument
 from agent.package.bagit import PayloadEntry, encode_manifest_path
@@ -46,6 +47,8 @@ def test_bag_validates_with_bagit_python(tmp_path: Path) -> None:
     assert bag.info["Instrument-Id"] == "FAC-01"
     assert bag.info["Contact-Name"] == "alice"
     sidecar = json.loads((bag_path / "harvest.json").read_text())
+    schema = json.loads((Path(__file__).parents[2] / "docs/schemas/harvest-1.schema.json").read_text())
+    jsonschema.validate(sidecar, schema)
     assert sidecar["dataset"]["revision"] == 2
     assert sidecar["dataset"]["complete"] is False
     assert sidecar["missing"] == [{"source_path": "alice/s1/locked.tif", "reason": "permission denied"}]
