@@ -138,8 +138,9 @@ class FilesystemTransport(DestinationTransport):
         try:
             check_identity(item.source_path, source, item.identity, "before")
             with staging_path.open("r+b" if offset else "wb") as target:
-                target.truncate(offset)
-                target.seek(offset)
+                if offset:
+                    target.truncate(offset)
+                    target.seek(offset)
                 read_next = stream_chunks(source, item.identity.size_bytes, offset, COPY_CHUNK_BYTES)
                 since_checkpoint = 0
                 while chunk := read_next():

@@ -158,3 +158,13 @@ def test_commit_writes_manifests_last_and_delivery_uncommits(tmp_path: Path) -> 
     other = PayloadItem(**{**item.__dict__, "path_in_dataset": "late.bin"})
     transport.deliver(other, RecordingControl())
     assert not (bag / "tagmanifest-sha256.txt").exists() and not (bag / "manifest-sha256.txt").exists()
+
+
+def test_full_destination_is_transient(tmp_path: Path) -> None:
+    transport, item, _ = make(tmp_path, 10 * MIB)
+    staging = transport._staging_path(item)
+    staging.parent.mkdir()
+    staging.symlink_to("/dev/full")  # every write there fails with ENOSPC, as on a full disk
+    with pytest.raises(TransientError, match="No space left on device"):
+        transport.deliver(item, RecordingControl())
+    assert not (tmp_path / "archive/FAC/alice/s1/data/sub/src.bin").exists()

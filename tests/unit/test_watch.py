@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import os
+import queue
+from pathlib import Path
+
+import pytest
+
+from agent.filters import PathFilter
+from agent.watch import RootWatcher, scan_tree
+from tests.helpers import wait_for
+
+
+def scanned(root: Path, **kwargs: object) -> tuple[list[str], list[tuple[str, str]]]:
+    errors: list[tuple[str, str]] = []
+    found = scan_tree(root, PathFilter(), on_error=lambda path, message: errors.append((path, message)), **kwargs)  # type: ignore[arg-type]
+    return sorted(item.rel_path for item in found), errors
+
+
+def test_scan_streams_files_and_skips_junk(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.tif").write_bytes(b"1")
+    (tmp_path / "a" / "Thumbs.db").write_bytes(b"1")
+    (tmp_path / "a" / "y.partial").write_bytes(b"1")
+    (tmp_path / "top.dcm").write_bytes(b"1")
+    files, errors = scanned(tmp_path)
+    assert files == ["a/b/x.tif", "top.dcm"] and errors == []
+
+
+def test_symlinks_not_followed_by_default_and_never_outside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "real.tif").write_bytes(b"1")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"no")
+    (root / "d" / "link-out").symlink_to(outside)
+    (root / "d" / "loop").symlink_to(root / "d")
+    (root / "d" / "alias.tif").symlink_to(root / "d" / "real.tif")
+
+    files, errors = scanned(root)
+    assert files == ["d/real.tif"] and errors == []
+
+    files, errors = scanned(root, follow_symlinks=True)
+    assert "d/link-out/secret.txt" not in files
+    assert "d/alias.tif" in files and "d/real.tif" in files
+    messages = [message for _, message in errors]
+    assert any("outside the watched root" in message for message in messages)
+    assert any("loop" in message for message in messages)
+
+
+def test_unreadable_folder_is_reported_and_scan_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "f.tif").write_bytes(b"1")
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("agent.watch.os.scandir", scandir)
+    files, errors = scanned(tmp_path)
+    assert files == ["open/f.tif"]
+    assert errors == [(str(tmp_path / "locked"), "cannot list folder: Permission denied")]
+
+
+@pytest.mark.parametrize("polling", [False, True])
+def test_watcher_enqueues_hints_and_restarts(tmp_path: Path, polling: bool) -> None:
+    hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
+    watcher = RootWatcher(tmp_path, hints, polling=polling, polling_interval=0.2)
+    watcher.start()
+    try:
+        (tmp_path / "new.tif").write_bytes(b"1")
+        wait_for(lambda: any(path.name == "new.tif" for _, path in list(hints.queue)), timeout=10)
+        watcher._observer.stop()  # type: ignore[union-attr]  # simulate a watcher thread dying
+        watcher._observer.join()  # type: ignore[union-attr]
+        assert not watcher.is_alive()
+        watcher.restart()
+        assert watcher.is_alive() and watcher.restarts == 1
+    finally:
+        watcher.stop()
