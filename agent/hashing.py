@@ -46,10 +46,14 @@ def open_source(path: Path, *, follow_symlinks: bool = False) -> int:
 
 
 def check_identity(path: Path, descriptor: int, expected: FileIdentity, when: str) -> None:
-    """Raise ``SourceChangedError`` unless both the open file and the path still match."""
+    """Raise ``SourceChangedError`` unless the open file (and, after reading, the path) still match.
+
+    Before reading, the descriptor alone proves we opened the expected version; after
+    reading, the path is checked too, so a file replaced by a rename is caught.
+    """
     try:
         by_descriptor = identity_of(os.fstat(descriptor))
-        by_path = identity_of(path.lstat())
+        by_path = by_descriptor if when == "before" else identity_of(path.lstat())
     except FileNotFoundError:
         raise SourceVanishedError(f"{path}: vanished {when} reading") from None
     if by_descriptor != expected or by_path != expected:
@@ -65,10 +69,11 @@ def stream_chunks(
     check after reading then reports the change (an endless append must not mean an
     endless read).
     """
-    buffer = bytearray(chunk_bytes)
-    view = memoryview(buffer)
-    os.lseek(descriptor, start_bytes, os.SEEK_SET)
     remaining = size_bytes - start_bytes
+    # A small file gets a small buffer: zeroing megabytes per file would dominate
+    # the cost of a 10,000-file session.
+    view = memoryview(bytearray(max(1, min(chunk_bytes, remaining))))
+    os.lseek(descriptor, start_bytes, os.SEEK_SET)
 
     def read_next() -> memoryview:
         nonlocal remaining
@@ -79,6 +84,15 @@ def stream_chunks(
         return view[:count]
 
     return read_next
+
+
+def sha256_of_descriptor(descriptor: int, size_bytes: int) -> str:
+    """SHA-256 of the first *size_bytes* of an open file (used to verify copies)."""
+    digest = hashlib.sha256()
+    read_next = stream_chunks(descriptor, size_bytes)
+    while chunk := read_next():
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sha256_file(

@@ -443,7 +443,7 @@ class Journal:
         """Record intent before the first byte is written at the destination."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE deliveries SET state = ?, remote_key = ?, attempts = attempts + 1, updated_at = ?,"
+                "UPDATE deliveries SET state = ?, remote_key = ?, updated_at = ?,"
                 " resumed_from_bytes = COALESCE(?, resumed_from_bytes),"
                 " resumes = resumes + (CASE WHEN ? IS NULL THEN 0 ELSE 1 END)"
                 " WHERE file_id = ? AND destination = ? AND version = ?",
@@ -475,10 +475,11 @@ class Journal:
             for delivery, state, error in results:
                 db.execute(
                     "UPDATE deliveries SET state = ?, error = ?, updated_at = ?,"
+                    " attempts = attempts + (CASE WHEN ? IS NULL THEN 0 ELSE 1 END),"
                     " offset_bytes = CASE WHEN ? = 'verified' THEN ? ELSE offset_bytes END"
                     " WHERE file_id = ? AND destination = ? AND version = ?",
                     (
-                        state, error, now, state, delivery.file.identity.size_bytes,
+                        state, error, now, error, state, delivery.file.identity.size_bytes,
                         delivery.file.id, delivery.destination, delivery.version,
                     ),
                 )  # fmt: skip

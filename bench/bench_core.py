@@ -93,6 +93,7 @@ def main() -> None:
     try:
         big_bytes = int(arguments.big_gib * (1 << 30))
         source = make_big(workdir, big_bytes)
+        os.sync()
         big_config = write_config(workdir, "big")
         baseline_times, durable_times, agent_times = [], [], []
         for _ in range(arguments.rounds):  # interleaved, so all see the same machine state
@@ -106,6 +107,9 @@ def main() -> None:
         mib = big_bytes / (1 << 20)
 
         make_small(workdir, arguments.small_count, arguments.small_kib << 10)
+        # Flush the generator's own writes first: the agent's batched syncfs() would
+        # otherwise pay for them (on an instrument PC the archive is another filesystem).
+        os.sync()
         small_config = write_config(workdir, "small")
         small_times = []
         for _ in range(arguments.rounds):

@@ -13,6 +13,7 @@ by a folder filling the instrument PC's own disk.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -23,7 +24,7 @@ from pathlib import Path
 from agent.config.models import FilesystemDestination
 from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
 from agent.errors import ItemError, StopRequested, TransientError
-from agent.hashing import check_identity, open_source, stream_chunks
+from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
 
@@ -32,9 +33,14 @@ COPY_CHUNK_BYTES = 4 << 20
 _ITEM_ERRNOS = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EISDIR, errno.ENOTDIR, errno.EFBIG}
 
 
-def _sha256_of(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+def _sha256_of(path: Path | str, size_bytes: int) -> str:
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        if os.fstat(descriptor).st_size != size_bytes:
+            return "size differs"
+        return sha256_of_descriptor(descriptor, size_bytes)
+    finally:
+        os.close(descriptor)
 
 
 def _fsync_folder(path: Path) -> None:
@@ -68,6 +74,10 @@ class FilesystemTransport(DestinationTransport):
         self.root_path = config.path
         self.checkpoint_bytes = config.checkpoint_bytes
         self._unsynced: list[Path] = []
+        self._root = str(config.path)
+        self._staging_ready = False
+        self._folders_made: set[str] = set()
+        self._uncommitted_bags: set[str] = set()
 
     # The one place where OS errors at this destination become the agent's errors.
     def _translate(self, error: OSError, what: str) -> Exception:
@@ -94,63 +104,85 @@ class FilesystemTransport(DestinationTransport):
         return self.root_path / STAGING_FOLDER / (hashlib.sha256(key).hexdigest()[:32] + ".partial")
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
-        if not self.root_path.is_dir():
+        # Plain string paths and cached folder creation on this hot path: for a
+        # 10,000-file session, pathlib and repeated mkdir calls cost more than the copy.
+        if not os.path.isdir(self._root):
             raise TransientError(
                 f"{self.name}: destination folder {self.root_path} does not exist (is the share mounted?)"
             )
-        bag_path = self.root_path / item.bag_path
-        final_path = bag_path / "data" / item.path_in_dataset
+        bag_path = os.path.join(self._root, item.bag_path)
+        final_path = os.path.join(bag_path, "data", item.path_in_dataset)
         remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
         try:
             self._uncommit(bag_path)
-            if (
-                final_path.is_file()
-                and final_path.stat().st_size == item.identity.size_bytes
-                and _sha256_of(final_path) == item.sha256
-            ):
+            if self._already_there(final_path, item):
                 return Delivered(remote_key, skipped=True)
             staging_path = self._staging_path(item)
-            staging_path.parent.mkdir(exist_ok=True)
+            if not self._staging_ready:
+                staging_path.parent.mkdir(exist_ok=True)
+                self._staging_ready = True
             self._copy(item, staging_path, remote_key, control)
-            final_path.parent.mkdir(parents=True, exist_ok=True)
-            staging_path.replace(final_path)
+            folder = os.path.dirname(final_path)
+            if folder not in self._folders_made:
+                os.makedirs(folder, exist_ok=True)
+                self._folders_made.add(folder)
+            os.replace(staging_path, final_path)
         except OSError as error:
+            self._staging_ready = False
+            self._folders_made.clear()
             raise self._translate(error, f"write {remote_key}") from None
-        self._unsynced.append(final_path)
+        self._unsynced.append(Path(final_path))
         return Delivered(remote_key, skipped=False)
 
-    def _uncommit(self, bag_path: Path) -> None:
+    @staticmethod
+    def _already_there(final_path: str, item: PayloadItem) -> bool:
+        """Idempotency: the exact bytes are already at their final name (e.g. after a crash)."""
+        try:
+            if os.stat(final_path).st_size != item.identity.size_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        return _sha256_of(final_path, item.identity.size_bytes) == item.sha256
+
+    def _uncommit(self, bag_path: str) -> None:
         """Before a bag changes, remove its manifests: it is no longer complete."""
+        if bag_path in self._uncommitted_bags:
+            return
         for name in COMMIT_MARKERS:
-            marker = bag_path / name
-            if marker.exists():
-                marker.unlink()
-                _fsync_folder(bag_path)
+            marker = os.path.join(bag_path, name)
+            if os.path.exists(marker):
+                os.unlink(marker)
+                _fsync_folder(Path(bag_path))
+        self._uncommitted_bags.add(bag_path)
 
     def _copy(self, item: PayloadItem, staging_path: Path, remote_key: str, control: TransferControl) -> None:
         offset = 0
-        if staging_path.exists():
+        if item.resume_offset_bytes:
             # Resume from the last durable offset; anything the file holds beyond it
             # may not have reached stable storage before the crash, so it is cut off.
-            offset = min(item.resume_offset_bytes, staging_path.stat().st_size)
+            with contextlib.suppress(FileNotFoundError):
+                offset = min(item.resume_offset_bytes, staging_path.stat().st_size)
         control.started(remote_key, offset if offset > 0 else None)
         source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
         try:
             check_identity(item.source_path, source, item.identity, "before")
-            with staging_path.open("r+b" if offset else "wb") as target:
+            flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | (0 if offset else os.O_TRUNC)
+            target = os.open(staging_path, flags, 0o644)
+            try:
                 if offset:
-                    target.truncate(offset)
-                    target.seek(offset)
+                    os.ftruncate(target, offset)
+                    os.lseek(target, offset, os.SEEK_SET)
                 read_next = stream_chunks(source, item.identity.size_bytes, offset, COPY_CHUNK_BYTES)
                 since_checkpoint = 0
                 while chunk := read_next():
-                    target.write(chunk)
+                    written = 0
+                    while written < len(chunk):
+                        written += os.write(target, chunk[written:])
                     offset += len(chunk)
                     since_checkpoint += len(chunk)
                     control.progress(len(chunk))
                     if since_checkpoint >= self.checkpoint_bytes or control.should_stop():
-                        target.flush()
-                        os.fsync(target.fileno())
+                        os.fsync(target)
                         control.checkpoint(offset)
                         since_checkpoint = 0
                         if control.should_stop():
@@ -158,14 +190,15 @@ class FilesystemTransport(DestinationTransport):
                 if offset > self.checkpoint_bytes:
                     # Large files are made durable on their own; small ones are flushed
                     # together by sync() before the journal records them as verified.
-                    target.flush()
-                    os.fsync(target.fileno())
+                    os.fsync(target)
+            finally:
+                os.close(target)
             check_identity(item.source_path, source, item.identity, "while")
         finally:
             os.close(source)
         if offset != item.identity.size_bytes:
             raise ItemError(f"{item.source_path}: copied {offset} bytes, expected {item.identity.size_bytes}")
-        copied_sha256 = _sha256_of(staging_path)
+        copied_sha256 = _sha256_of(staging_path, item.identity.size_bytes)
         if copied_sha256 != item.sha256:
             staging_path.unlink()
             raise ItemError(
@@ -191,7 +224,9 @@ class FilesystemTransport(DestinationTransport):
         bag_path = self.root_path / package.bag_path
         try:
             (bag_path / "data").mkdir(parents=True, exist_ok=True)
-            self._uncommit(bag_path)
+            self._uncommitted_bags.discard(str(bag_path))
+            self._uncommit(str(bag_path))
+            self._uncommitted_bags.discard(str(bag_path))
             for tag_file in package.tag_files:
                 temporary_path = bag_path / f".harvest-{tag_file.name}.tmp"
                 with temporary_path.open("wb") as stream:

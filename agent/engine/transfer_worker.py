@@ -34,7 +34,7 @@ from agent.package.bagit import PayloadEntry
 from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_package
 
 logger = logging.getLogger(__name__)
-BATCH_SIZE = 128
+BATCH_SIZE = 512
 MAX_ATTEMPTS = 3
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
@@ -47,6 +47,7 @@ class _Control:
     journal: Journal
     delivery: DeliveryRecord
     stop: threading.Event
+    journal_intent_from_bytes: int = 8 << 20
     sent_bytes: int = 0
     resumed_from_bytes: int | None = None
     on_progress: Callable[[int], object] = field(default=lambda count: None)
@@ -55,7 +56,11 @@ class _Control:
         self.resumed_from_bytes = resumed_from_bytes
         if resumed_from_bytes:
             logger.info("resuming %s from byte %d", remote_key, resumed_from_bytes)
-        self.journal.start_delivery(self.delivery, remote_key, resumed_from_bytes)
+        # Intent matters for copies that can resume (and that status shows in flight);
+        # a small file is simply copied again after a crash, so its intent is not
+        # journalled: one transaction per file would halve small-file throughput.
+        if resumed_from_bytes or self.delivery.file.identity.size_bytes >= self.journal_intent_from_bytes:
+            self.journal.start_delivery(self.delivery, remote_key, resumed_from_bytes)
 
     def checkpoint(self, offset_bytes: int) -> None:
         self.journal.checkpoint_delivery(self.delivery, offset_bytes)
@@ -210,7 +215,8 @@ class TransferWorker(threading.Thread):
                     (record.id, self.transport.name),
                 )[0][0]
             )
-            state = DeliveryState.FAILED if attempts >= MAX_ATTEMPTS else DeliveryState.PENDING
+            # This failure is attempt number attempts + 1.
+            state = DeliveryState.FAILED if attempts + 1 >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))
         return (delivery, DeliveryState.VERIFIED, None)
 
