@@ -1,0 +1,25 @@
+"""Fallback extractor: size, modification time and media type, for any file."""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.extract.model import FileMetadata
+
+mimetypes.add_type("image/tiff", ".tif")
+mimetypes.add_type("image/tiff", ".tiff")
+mimetypes.add_type("application/dicom", ".dcm")
+
+
+def generic_metadata(path: Path) -> FileMetadata:
+    """What any file has; raises OSError only if the file cannot be stat'ed."""
+    stat = path.stat()
+    media_type, _ = mimetypes.guess_type(path.name, strict=False)
+    return FileMetadata(
+        file_name=path.name,
+        size_bytes=stat.st_size,
+        modified_at=datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+        media_type=media_type or "application/octet-stream",
+    )

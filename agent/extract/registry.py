@@ -1,0 +1,70 @@
+"""Choose an extractor for a file by content sniffing and suffix; never crash, never hang.
+
+Third parties add formats through the ``harvest.extractors`` entry-point group: each
+entry point names an object (or a class to instantiate) with ``name``,
+``accepts(head, path)`` and ``extract(path, metadata)``. Installed extractors are tried
+before the built-in ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol
+
+from agent.extract.dicom import DicomExtractor
+from agent.extract.generic import generic_metadata
+from agent.extract.model import FileMetadata
+from agent.extract.omexml import OmeXmlExtractor
+from agent.extract.tiff import TiffExtractor
+
+logger = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "harvest.extractors"
+HEAD_BYTES = 512
+
+
+class Extractor(Protocol):
+    name: str
+
+    def accepts(self, head: bytes, path: Path) -> bool: ...
+
+    def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata: ...
+
+
+@functools.cache
+def extractors() -> tuple[Extractor, ...]:
+    found: list[Extractor] = []
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry_point.load()
+            found.append(loaded() if isinstance(loaded, type) else loaded)
+        except Exception as error:  # noqa: BLE001 - a broken plug-in must not stop the agent
+            logger.warning("extractor plug-in %s could not be loaded: %s", entry_point.name, error)
+    found += [DicomExtractor(), OmeXmlExtractor(), TiffExtractor()]
+    return tuple(found)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]
+
+
+def extract_metadata(path: Path) -> FileMetadata:
+    """Normalised metadata for *path*; a malformed file gets generic metadata and a warning.
+
+    Raises ``OSError`` only when the file cannot be read at all.
+    """
+    metadata = generic_metadata(path)
+    with path.open("rb") as stream:
+        head = stream.read(HEAD_BYTES)
+    for extractor in extractors():
+        if not extractor.accepts(head, path):
+            continue
+        try:
+            return extractor.extract(path, metadata.model_copy(deep=True))
+        except Exception as error:  # noqa: BLE001 - parsers raise anything on corrupt input
+            metadata.warnings.append(f"{extractor.name}: unreadable metadata: {_describe(error)}")
+            return metadata
+    return metadata
