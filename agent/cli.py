@@ -157,6 +157,37 @@ def status(config_path: ConfigOption = None, as_json: Annotated[bool, typer.Opti
         typer.echo(render_status(report))
 
 
+@app.command()
+def inspect(
+    files: Annotated[list[Path], typer.Argument(help="Files to read (header only).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the normalised metadata the agent extracts from each file."""
+    from rich.console import Console
+
+    from agent.extract import extract_metadata
+    from agent.inspect_view import render_metadata
+
+    console = Console()
+    failed = False
+    for path in files:
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(path)
+            metadata = extract_metadata(path)
+        except OSError as error:
+            reason = error.strerror or "not a readable file"
+            typer.echo(f"harvest: {path}: {reason}", err=True)
+            failed = True
+            continue
+        if as_json:
+            typer.echo(metadata.model_dump_json())
+        else:
+            render_metadata(console, str(path), metadata)
+    if failed:
+        raise typer.Exit(1)
+
+
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="The config file to validate.")]) -> None:
     """Validate a config file; print every problem with file:line and key path."""

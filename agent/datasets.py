@@ -15,11 +15,16 @@ close, never make one early.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from agent.config.models import Settle
+from agent.config.models import Settle, WatchRule
+from agent.extract.dicom import grouping_attributes
+from agent.templates import TemplateMatch
 
 
 @dataclass
@@ -60,20 +65,25 @@ class DatasetTimers:
     def __contains__(self, dataset_id: int) -> bool:
         return dataset_id in self._timers
 
-    def due(self, busy: Iterable[int]) -> list[CloseDecision]:
-        """Datasets that should close now; *busy* ones still have files settling."""
+    def due(self, busy: Iterable[int] | Callable[[int], bool]) -> list[CloseDecision]:
+        """Datasets that should close now; busy ones (files settling, fileset incomplete) stay open.
+
+        *busy* is a set of ids or a predicate, asked only about datasets otherwise due.
+        """
         now = self.clock()
-        busy_ids = set(busy)
+        is_busy = busy if callable(busy) else set(busy).__contains__
         decisions = []
         for dataset_id, timer in self._timers.items():
             if now - timer.opened >= self.settle.dataset_max_open_seconds:
                 decisions.append(CloseDecision(dataset_id, "forced: open longer than dataset_max_open_seconds"))
-            elif dataset_id in busy_ids:
                 continue
-            elif timer.marker_seen:
-                decisions.append(CloseDecision(dataset_id, f"marker file {self.settle.marker} arrived"))
-            elif self.settle.marker is None and now - timer.last_activity >= self.settle.dataset_idle_seconds:
-                decisions.append(CloseDecision(dataset_id, "idle"))
+            idle = now - timer.last_activity >= self.settle.dataset_idle_seconds
+            if not (timer.marker_seen or (self.settle.marker is None and idle)):
+                continue
+            if is_busy(dataset_id):
+                continue
+            reason = f"marker file {self.settle.marker} arrived" if timer.marker_seen else "idle"
+            decisions.append(CloseDecision(dataset_id, reason))
         for decision in decisions:
             del self._timers[decision.dataset_id]
         return decisions
@@ -83,3 +93,27 @@ class DatasetTimers:
         if self.settle.marker is None:
             deadlines += [timer.last_activity + self.settle.dataset_idle_seconds for timer in self._timers.values()]
         return min(deadlines, default=None)
+
+
+def place(rule: WatchRule, rel_path: str, path: Path) -> TemplateMatch | None:
+    """The dataset a file belongs to: by DICOM study/series if the rule says so, else by folder."""
+    if rule.group_by != "folder":
+        attributes = grouping_attributes(path)
+        if attributes is not None:
+            study = attributes["study_instance_uid"]
+            key = study if rule.group_by == "dicom-study" else f"{study}/{attributes['series_instance_uid']}"
+            return TemplateMatch(dataset_key=key, fields=attributes, path_in_dataset=rel_path)
+    return rule.template.match(rel_path)
+
+
+def missing_fileset_members(files: Iterable[tuple[str, dict[str, Any] | None]]) -> list[str]:
+    """Files that OME metadata in the dataset names (TiffData FileName, BinaryOnly companion)
+    but that are not (yet) in the dataset. *files*: (path in dataset, metadata) pairs."""
+    present: set[str] = set()
+    wanted: set[str] = set()
+    for path_in_dataset, metadata in files:
+        present.add(path_in_dataset)
+        folder = posixpath.dirname(path_in_dataset)
+        for name in (metadata or {}).get("fileset") or []:
+            wanted.add(posixpath.normpath(posixpath.join(folder, name)))
+    return sorted(wanted - present)

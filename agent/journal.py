@@ -143,6 +143,11 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: metadata extracted at acquisition time, stored per file version.
+    """
+    ALTER TABLE files ADD COLUMN metadata_json TEXT;
+    ALTER TABLE datasets ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -382,16 +387,16 @@ class Journal:
         return [_file_from_row(row) for row in rows]
 
     def record_hashes(
-        self, hashed: Sequence[tuple[FileRecord, str]], destinations_by_root: dict[str, list[str]]
+        self, hashed: Sequence[tuple[FileRecord, str, str | None]], destinations_by_root: dict[str, list[str]]
     ) -> None:
-        """Store SHA-256 results and queue one delivery per destination, in one transaction."""
+        """Store SHA-256 and metadata, queue one delivery per destination, in one transaction."""
         now = time.time()
         with self.transaction() as db:
-            for record, sha256 in hashed:
+            for record, sha256, metadata_json in hashed:
                 cursor = db.execute(
-                    "UPDATE files SET state = ?, sha256 = ?, error = NULL, updated_at = ?"
+                    "UPDATE files SET state = ?, sha256 = ?, metadata_json = ?, error = NULL, updated_at = ?"
                     " WHERE id = ? AND version = ? AND state = ?",
-                    (FileState.HASHED, sha256, now, record.id, record.version, FileState.SETTLED),
+                    (FileState.HASHED, sha256, metadata_json, now, record.id, record.version, FileState.SETTLED),
                 )
                 if cursor.rowcount == 0:
                     continue  # a newer version arrived meanwhile; it will be hashed in turn
@@ -549,6 +554,25 @@ class Journal:
             "SELECT id, error FROM files WHERE dataset_id = ? AND state = ?", (dataset_id, FileState.FAILED)
         ).fetchall()
         return {row[0]: row[1] or "failed" for row in rows}
+
+    def file_metadata(self, dataset_id: int) -> dict[int, str]:
+        """Metadata JSON of each file in a dataset, by file id."""
+        rows = self._db.execute(
+            "SELECT id, metadata_json FROM files WHERE dataset_id = ? AND metadata_json IS NOT NULL", (dataset_id,)
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def add_dataset_warning(self, dataset_id: int, warning: str) -> None:
+        with self.transaction() as db:
+            row = db.execute("SELECT warnings_json FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+            warnings = json.loads(row[0]) if row else []
+            if warning not in warnings:
+                warnings.append(warning)
+            db.execute("UPDATE datasets SET warnings_json = ? WHERE id = ?", (json.dumps(warnings), dataset_id))
+
+    def dataset_warnings(self, dataset_id: int) -> list[str]:
+        row = self._db.execute("SELECT warnings_json FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        return list(json.loads(row[0])) if row else []
 
     def record_commit(self, dataset_id: int, destination: str, revision: int) -> None:
         with self.transaction() as db:

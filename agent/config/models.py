@@ -61,6 +61,11 @@ class WatchRule(StrictModel):
         default=10.0, description="seconds between polls when polling is on"
     )
     follow_symlinks: bool = Field(default=False, description="follow symbolic links (only to targets inside this root)")
+    group_by: Literal["folder", "dicom-series", "dicom-study"] = Field(
+        default="folder",
+        description="'folder' uses the dataset template; 'dicom-series'/'dicom-study' group DICOM files by"
+        " SeriesInstanceUID/StudyInstanceUID wherever they are (other files still use the template)",
+    )
     destinations: list[str] | None = Field(
         default=None, description="destination names for this root; all when omitted"
     )

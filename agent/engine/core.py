@@ -9,6 +9,7 @@ next stage.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config.models import AgentConfig, WatchRule
-from agent.datasets import DatasetTimers
+from agent.datasets import DatasetTimers, missing_fileset_members, place
 from agent.destinations import build_transports
 from agent.destinations.base import DestinationTransport
 from agent.engine.hash_worker import HashWorker
@@ -248,7 +249,7 @@ class Engine:
 
     def _placement(self, candidate: Candidate) -> SettledFile:
         root = next(root for root in self._roots if root.key == candidate.root)
-        match = root.template.match(candidate.rel_path)
+        match = place(root.rule, candidate.rel_path, candidate.path)
         return SettledFile(
             root=candidate.root,
             rel_path=candidate.rel_path,
@@ -258,27 +259,48 @@ class Engine:
             path_in_dataset=match.path_in_dataset if match else None,
         )
 
-    def _busy_datasets(self) -> set[int]:
-        busy: set[int] = set()
+    def _dataset_busy(self, dataset_id: int) -> bool:
+        """Not complete yet: a member is settling or unhashed, or a fileset member is missing."""
+        dataset = self._journal.dataset(dataset_id)
+        root = next((root for root in self._roots if root.key == dataset.root), None)
         for candidate in self._tracker.pending():
-            placement = self._placement(candidate)
-            if placement.dataset_key is None:
+            if candidate.root != dataset.root:
                 continue
-            rows = self._journal.query(
-                "SELECT id FROM datasets WHERE root = ? AND dataset_key = ?", (candidate.root, placement.dataset_key)
-            )
-            busy.update(int(row[0]) for row in rows)
-        return busy
+            if root is None or root.rule.group_by != "folder":
+                return True  # DICOM grouping needs the settled header to place a file
+            match = root.template.match(candidate.rel_path)
+            if match is not None and match.dataset_key == dataset.dataset_key:
+                return True
+        if self._journal.query(
+            "SELECT 1 FROM files WHERE dataset_id = ? AND state IN (?, ?) LIMIT 1",
+            (dataset_id, FileState.SETTLED, FileState.STALE),
+        ):
+            return True
+        return bool(self._missing_fileset_members(dataset_id))
+
+    def _missing_fileset_members(self, dataset_id: int) -> list[str]:
+        metadata = self._journal.file_metadata(dataset_id)
+        return missing_fileset_members(
+            (record.path_in_dataset or "", json.loads(metadata[record.id]) if record.id in metadata else None)
+            for record in self._journal.dataset_files(dataset_id)
+            if record.state != FileState.FAILED
+        )
+
+    def _close(self, dataset_id: int, reason: str) -> None:
+        missing = self._missing_fileset_members(dataset_id)
+        dataset = self._journal.dataset(dataset_id)
+        if missing:
+            warning = f"closed with fileset members missing: {', '.join(missing)}"
+            self._journal.add_dataset_warning(dataset_id, warning)
+            self._journal.record_error("dataset", f"dataset {dataset.dataset_key}: {warning}")
+        if reason.startswith("forced"):
+            self._journal.record_error("dataset", f"dataset {dataset.dataset_key} was closed by force: {reason}")
+        self._journal.close_dataset(dataset_id, reason)
 
     def _close_datasets(self) -> None:
-        decisions = self._timers.due(self._busy_datasets() if len(self._tracker) else ())
+        decisions = self._timers.due(self._dataset_busy)
         for decision in decisions:
-            self._journal.close_dataset(decision.dataset_id, decision.reason)
-            if decision.reason.startswith("forced"):
-                dataset = self._journal.dataset(decision.dataset_id)
-                self._journal.record_error(
-                    "dataset", f"dataset {dataset.dataset_key} was closed by force: {decision.reason}"
-                )
+            self._close(decision.dataset_id, decision.reason)
         if decisions:
             self._wake_transfers()
 
@@ -296,12 +318,12 @@ class Engine:
     def _oneshot_finished(self) -> bool:
         if self._scans or len(self._tracker):
             return False
-        for dataset_id in self._journal.open_dataset_ids():
-            self._journal.close_dataset(dataset_id, "scan finished")
-            self._timers.forget(dataset_id)
-            self._wake_transfers()
         if self._hash_worker.busy or self._journal.files_in_state(FileState.SETTLED, 1):
             return False
+        for dataset_id in self._journal.open_dataset_ids():
+            self._close(dataset_id, "scan finished")
+            self._timers.forget(dataset_id)
+            self._wake_transfers()
         pending = [w for w in self._transfer_workers if not w.gave_up]
         for worker in pending:
             name = worker.transport.name

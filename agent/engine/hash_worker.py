@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import ItemError, SourceChangedError, SourceVanishedError, StopRequested
+from agent.extract import extract_metadata
 from agent.hashing import sha256_file
 from agent.journal import FileRecord, FileState, Journal
 
@@ -58,9 +59,18 @@ class HashWorker(threading.Thread):
             self.busy = False
             journal.close()
 
+    @staticmethod
+    def _metadata_json(path: Path) -> str | None:
+        """Header-only metadata, read right after hashing while the file is in the page cache."""
+        try:
+            return extract_metadata(path).model_dump_json(exclude_defaults=False)
+        except OSError as error:
+            logger.info("%s: metadata not extracted: %s", path, error.strerror)
+            return None
+
     def _run_batch(self, journal: Journal) -> bool:
         records = journal.files_in_state(FileState.SETTLED, BATCH_SIZE)
-        hashed: list[tuple[FileRecord, str]] = []
+        hashed: list[tuple[FileRecord, str, str | None]] = []
         for record in records:
             path = Path(record.root) / record.rel_path
             try:
@@ -84,7 +94,7 @@ class HashWorker(threading.Thread):
                 journal.mark_file(record, FileState.FAILED, str(error))
                 journal.record_error("item", str(error), path=str(path))
                 continue
-            hashed.append((record, digest))
+            hashed.append((record, digest, self._metadata_json(path)))
         if hashed:
             journal.record_hashes(hashed, self._destinations_by_root)
             self._on_hashed()

@@ -10,6 +10,7 @@ while the other stages keep working locally.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -228,13 +229,16 @@ class TransferWorker(threading.Thread):
             dataset = journal.dataset(dataset_id)
             states = journal.delivery_states(dataset_id, self.transport.name)
             file_errors = journal.file_errors(dataset_id)
+            metadata_by_file = journal.file_metadata(dataset_id)
             files: list[PackageFile] = []
             missing: list[MissingFile] = []
             for record in journal.dataset_files(dataset_id):
                 state, error = states.get(record.id, (None, None))
                 if state == DeliveryState.VERIFIED and record.sha256:
                     entry = PayloadEntry(record.path_in_dataset or "", record.sha256, record.identity.size_bytes)
-                    files.append(PackageFile(entry, record.rel_path, record.identity.mtime_ns))
+                    metadata_json = metadata_by_file.get(record.id)
+                    metadata = json.loads(metadata_json) if metadata_json else None
+                    files.append(PackageFile(entry, record.rel_path, record.identity.mtime_ns, metadata))
                 elif record.state != FileState.IGNORED:
                     reason = error or file_errors.get(record.id) or "not delivered"
                     missing.append(MissingFile(record.rel_path, reason))
@@ -249,6 +253,7 @@ class TransferWorker(threading.Thread):
                 files=files,
                 missing=missing,
                 now=time.time(),
+                warnings=journal.dataset_warnings(dataset_id),
             )
             self.transport.commit(package)
             journal.record_commit(dataset_id, self.transport.name, dataset.revision)

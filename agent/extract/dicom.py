@@ -99,6 +99,10 @@ class DicomExtractor:
                 x=column_mm * 1000, y=row_mm * 1000, z=thickness * 1000 if thickness else None
             )
         metadata.acquisition_date = _acquisition_date(dataset, warnings)
+        bits = _integer(dataset, "BitsAllocated", warnings)
+        if bits:
+            signed = _integer(dataset, "PixelRepresentation", warnings) == 1
+            metadata.pixel_type = f"{'int' if signed else 'uint'}{bits}"
         software = _text(dataset, "SoftwareVersions", warnings)
         metadata.software = software
         return metadata
@@ -181,3 +185,34 @@ def _iso(date: str, time: str) -> str | None:
         seconds = digits[4:6] or "00"
         text += f"T{digits[:2]}:{digits[2:4]}:{seconds}"
     return text
+
+
+GROUPING_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "StudyDate"]
+
+
+def grouping_attributes(path: Path) -> dict[str, str] | None:
+    """Study/series identity of a DICOM file, or ``None`` if it is not readable DICOM.
+
+    Reads only the five grouping attributes (and the file meta), never patient data.
+    """
+    try:
+        with path.open("rb") as stream:
+            if not has_dicom_magic(stream.read(DICOM_MAGIC_OFFSET + 4)):
+                return None
+            stream.seek(0)
+            with warnings_module.catch_warnings():
+                warnings_module.simplefilter("ignore")
+                dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=GROUPING_TAGS)
+    except (OSError, InvalidDicomError, ValueError, EOFError):
+        return None
+    ignored: list[str] = []
+    study = _text(dataset, "StudyInstanceUID", ignored)
+    series = _text(dataset, "SeriesInstanceUID", ignored)
+    if not study or not series:
+        return None
+    attributes = {"study_instance_uid": study, "series_instance_uid": series}
+    for key, keyword in (("modality", "Modality"), ("series_number", "SeriesNumber"), ("study_date", "StudyDate")):
+        value = _text(dataset, keyword, ignored)
+        if value:
+            attributes[key] = value
+    return attributes

@@ -11,10 +11,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from agent import __version__
 from agent.config.models import Instrument, safe_component
 from agent.package.bagit import PayloadEntry, TagFile, build_bag
+from agent.package.crate import RO_CRATE_METADATA, build_crate
 
 HARVEST_JSON_VERSION = 1
 HARVEST_JSON = "harvest.json"
@@ -27,6 +29,7 @@ class PackageFile:
     entry: PayloadEntry
     source_rel_path: str
     mtime_ns: int
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,23 @@ def build_package(
     files: Sequence[PackageFile],
     missing: Sequence[MissingFile],
     now: float,
+    warnings: Sequence[str] = (),
 ) -> DatasetPackage:
     payload = [item.entry for item in files]
+    ordered = sorted(files, key=lambda item: item.entry.path_in_dataset)
+    summary = summarize(ordered)
+    file_entries = [
+        {
+            "path": f"data/{item.entry.path_in_dataset}",
+            "source_path": item.source_rel_path,
+            "size_bytes": item.entry.size_bytes,
+            "sha256": item.entry.sha256,
+            "modified_at": _iso(item.mtime_ns / 1e9),
+            "media_type": (item.metadata or {}).get("media_type", "application/octet-stream"),
+            "metadata": item.metadata,
+        }
+        for item in ordered
+    ]
     sidecar = {
         "harvest_json_version": HARVEST_JSON_VERSION,
         "agent": {"name": "harvest-agent", "version": __version__},
@@ -80,16 +98,9 @@ def build_package(
             "committed_at": _iso(now),
             "complete": not missing,
         },
-        "files": [
-            {
-                "path": f"data/{item.entry.path_in_dataset}",
-                "source_path": item.source_rel_path,
-                "size_bytes": item.entry.size_bytes,
-                "sha256": item.entry.sha256,
-                "modified_at": _iso(item.mtime_ns / 1e9),
-            }
-            for item in sorted(files, key=lambda item: item.entry.path_in_dataset)
-        ],
+        "summary": summary,
+        "warnings": list(warnings),
+        "files": file_entries,
         "missing": [{"source_path": item.source_rel_path, "reason": item.reason} for item in missing],
     }
     labels = [
@@ -104,5 +115,47 @@ def build_package(
         ("Harvest-Missing-Files", str(len(missing)) if missing else ""),
     ]
     sidecar_bytes = (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    tag_files = build_bag(labels, payload, [TagFile(HARVEST_JSON, sidecar_bytes)])
+    crate = build_crate(
+        instrument,
+        dataset_key=dataset_key,
+        dataset_fields=dataset_fields,
+        revision=revision,
+        committed_at=_iso(now) or "",
+        date_range=(summary["acquisition_date_range"]["start"], summary["acquisition_date_range"]["end"]),
+        files=file_entries,
+    )
+    tag_files = build_bag(labels, payload, [TagFile(HARVEST_JSON, sidecar_bytes), TagFile(RO_CRATE_METADATA, crate)])
     return DatasetPackage(bag_path_for(instrument.id, dataset_key), revision, tag_files)
+
+
+def summarize(files: Sequence[PackageFile]) -> dict[str, Any]:
+    """The dataset at a glance: formats, modalities, instruments, date range, channels."""
+    formats: set[str] = set()
+    modalities: set[str] = set()
+    channels: list[str] = []
+    instruments: list[dict[str, Any]] = []
+    dates: list[str] = []
+    for item in files:
+        metadata = item.metadata or {}
+        formats.add(metadata.get("format") or "generic")
+        dicom = metadata.get("dicom") or {}
+        if dicom.get("modality"):
+            modalities.add(dicom["modality"])
+        for channel in metadata.get("channels") or []:
+            name = channel.get("name")
+            if name and name not in channels:
+                channels.append(name)
+        instrument = metadata.get("instrument") or {}
+        if any(instrument.values()) and instrument not in instruments:
+            instruments.append(instrument)
+        if metadata.get("acquisition_date"):
+            dates.append(metadata["acquisition_date"])
+    return {
+        "file_count": len(files),
+        "size_bytes": sum(item.entry.size_bytes for item in files),
+        "formats": sorted(formats),
+        "modalities": sorted(modalities),
+        "instruments": instruments,
+        "channel_names": channels,
+        "acquisition_date_range": {"start": min(dates, default=None), "end": max(dates, default=None)},
+    }

@@ -63,7 +63,7 @@ def test_settle_hash_deliver_commit_cycle_and_new_revision(tmp_path: Path) -> No
     assert [record.rel_path for record in ignored] == ["x.txt"]
 
     records = journal.files_in_state(FileState.SETTLED, 10)
-    journal.record_hashes([(record, "ab" * 32) for record in records], {"/root": ["archive", "copy"]})
+    journal.record_hashes([(record, "ab" * 32, None) for record in records], {"/root": ["archive", "copy"]})
     deliveries = journal.deliveries_to_send("archive", 10)
     assert len(deliveries) == 2 and all(d.state == DeliveryState.PENDING for d in deliveries)
     assert journal.datasets_ready_to_commit("archive") == []  # still open
@@ -92,7 +92,7 @@ def test_checkpoint_and_resume_offset_survive_reopen(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.record_settled([settled("alice/s1/big.bin", size=1000)])
     record = journal.files_in_state(FileState.SETTLED, 1)[0]
-    journal.record_hashes([(record, "cd" * 32)], {"/root": ["archive"]})
+    journal.record_hashes([(record, "cd" * 32, None)], {"/root": ["archive"]})
     delivery = journal.deliveries_to_send("archive", 1)[0]
     journal.start_delivery(delivery, "key", None)
     journal.checkpoint_delivery(delivery, 600)
