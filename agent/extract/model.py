@@ -106,3 +106,17 @@ class FileMetadata(_Model):
     dicom: DicomInfo | None = None
     micromanager: dict[str, str | int | float | None] | None = None
     warnings: list[str] = Field(default_factory=list)
+
+
+def metadata_json_schema() -> dict[str, object]:
+    """JSON Schema of the normalised metadata (published as docs/schemas/metadata-1.schema.json)."""
+    schema = FileMetadata.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"metadata-{METADATA_VERSION}.schema.json"
+    return schema
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(metadata_json_schema(), indent=2, ensure_ascii=False))

@@ -6,10 +6,20 @@ from pathlib import Path
 
 import bagit
 import jsonschema
+from referencing import Registry, Resource
 
 from agent.config.models import Instrument
 from agent.package.bagit import PayloadEntry, encode_manifest_path
 from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_package
+
+
+def validate_harvest_json(sidecar: dict[str, object]) -> None:
+    """Validate against the published schemas (harvest-1 refers to metadata-1)."""
+    schemas = Path(__file__).parents[2] / "docs" / "schemas"
+    harvest = json.loads((schemas / "harvest-1.schema.json").read_text())
+    metadata = json.loads((schemas / "metadata-1.schema.json").read_text())
+    registry = Registry().with_resource("metadata-1.schema.json", Resource.from_contents(metadata))
+    jsonschema.Draft202012Validator(harvest, registry=registry).validate(sidecar)
 
 
 def write_bag(tmp_path: Path, files: dict[str, bytes]) -> Path:
@@ -47,8 +57,7 @@ def test_bag_validates_with_bagit_python(tmp_path: Path) -> None:
     assert bag.info["Instrument-Id"] == "FAC-01"
     assert bag.info["Contact-Name"] == "alice"
     sidecar = json.loads((bag_path / "harvest.json").read_text())
-    schema = json.loads((Path(__file__).parents[2] / "docs/schemas/harvest-1.schema.json").read_text())
-    jsonschema.validate(sidecar, schema)
+    validate_harvest_json(sidecar)
     assert sidecar["dataset"]["revision"] == 2
     assert sidecar["dataset"]["complete"] is False
     assert sidecar["missing"] == [{"source_path": "alice/s1/locked.tif", "reason": "permission denied"}]
