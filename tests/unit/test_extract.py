@@ -214,6 +214,8 @@ def test_published_metadata_schema_is_current_and_validates_output() -> None:
     from agent.extract.model import metadata_json_schema
 
     published = json.loads((Path(__file__).parents[2] / "docs/schemas/metadata-1.schema.json").read_text())
-    assert published == metadata_json_schema(), "run: python -m agent.extract.model > docs/schemas/metadata-1.schema.json"
+    assert published == metadata_json_schema(), (
+        "run: python -m agent.extract.model > docs/schemas/metadata-1.schema.json"
+    )
     for path in [*DICOM_SAMPLES, *MALFORMED, *sorted((DATA / "ome-tiff").rglob("*.ome.tif*"))]:
         jsonschema.validate(json.loads(extract_metadata(path).model_dump_json()), published)

@@ -1,0 +1,177 @@
+"""Metadata at acquisition time, end to end: harvest.json, RO-Crate, filesets, DICOM series."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import bagit
+from rocrate.rocrate import ROCrate
+
+from tests.helpers import harvest_command, subprocess_env, wait_for, write_config
+from tests.integration.conftest import Daemon, bag_committed, copy_sample, harvest_json, wait_for_revision
+from tests.unit.test_bagit_package import validate_harvest_json
+from tests.unit.test_extract import CANARIES, with_canaries
+
+DaemonFactory = Callable[[Path], Daemon]
+
+
+def scan(config_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        harvest_command("scan", "--config", str(config_path)),
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+
+
+def test_bag_carries_metadata_and_a_valid_ro_crate(tmp_path: Path) -> None:
+    session = tmp_path / "instrument" / "alice" / "zeiss"
+    copy_sample("ome-tiff/aics/s_1_t_1_c_1_z_1.ome.tiff", session)
+    copy_sample("dicom/single/CT_small.dcm", session)
+    (session / "notes.txt").write_text("acquisition notes")
+    (tmp_path / "archive").mkdir()
+    result = scan(write_config(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    bag_path = tmp_path / "archive/TEST-SCOPE-01/alice/zeiss"
+    bagit.Bag(str(bag_path)).validate()  # the crate and harvest.json are covered by the tag manifest
+    sidecar = harvest_json(bag_path)
+    validate_harvest_json(sidecar)
+    by_path = {entry["path"]: entry for entry in sidecar["files"]}
+    zeiss = by_path["data/s_1_t_1_c_1_z_1.ome.tiff"]["metadata"]
+    assert zeiss["objectives"][0]["magnification"] == 20.0
+    assert abs(zeiss["pixel_size_um"]["x"] - 1.0833) < 1e-3
+    assert by_path["data/CT_small.dcm"]["metadata"]["dicom"]["modality"] == "CT"
+    assert by_path["data/notes.txt"]["metadata"]["format"] == "generic"
+    summary = sidecar["summary"]
+    assert summary["formats"] == ["dicom", "generic", "ome-tiff"]
+    assert summary["modalities"] == ["CT"]
+    assert summary["channel_names"] == ["Bright"]
+    assert summary["acquisition_date_range"]["end"].startswith("2019-06-27")
+
+    crate = ROCrate(str(bag_path))
+    assert crate.root_dataset["identifier"] == "alice/zeiss"
+    entity = crate.dereference("data/s_1_t_1_c_1_z_1.ome.tiff")
+    assert entity is not None and "File" in entity.type
+    assert entity["sha256"] == by_path["data/s_1_t_1_c_1_z_1.ome.tiff"]["sha256"]
+    assert entity["contentSize"] == str((session / "s_1_t_1_c_1_z_1.ome.tiff").stat().st_size)
+    assert entity["encodingFormat"] == "image/tiff"
+    action = crate.dereference("#acquisition")
+    assert action is not None
+    assert action["instrument"]["identifier"] == "TEST-SCOPE-01"
+    assert action["agent"]["name"] == "alice"
+
+
+def test_fileset_waits_for_every_member(tmp_path: Path, daemon_factory: DaemonFactory) -> None:
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "instrument").mkdir()
+    config = write_config(tmp_path, settle={"quiet_seconds": 0.3, "dataset_idle_seconds": 0.5})
+    daemon = daemon_factory(config).start()
+    wait_for(daemon.running, what="agent running", timeout=20)
+    session = tmp_path / "instrument" / "bob" / "zstack"
+    session.mkdir(parents=True)
+    source = Path(__file__).parents[1] / "data/ome-tiff/multifile-master"
+    for index in (1, 2):
+        copy_sample(f"ome-tiff/multifile-master/multifile-Z{index}.ome.tiff", session)
+    wait_for(lambda: daemon.status()["files"]["hashed"] == 2, what="two members hashed")
+    bag = tmp_path / "archive/TEST-SCOPE-01/bob/zstack"
+    deadline = time.monotonic() + 3  # six idle periods: an incomplete fileset must not close
+    while time.monotonic() < deadline:
+        assert not bag_committed(bag), "fileset committed with members missing"
+        time.sleep(0.1)
+    for index in (3, 4, 5):
+        copy_sample(f"ome-tiff/multifile-master/multifile-Z{index}.ome.tiff", session)
+    sidecar = wait_for_revision(bag, 1)
+    assert sorted(entry["path"] for entry in sidecar["files"]) == sorted(
+        f"data/{path.name}" for path in source.iterdir()
+    )
+    assert sidecar["warnings"] == []
+    assert daemon.stop() == 0
+
+
+def test_fileset_closed_incomplete_names_missing_members(tmp_path: Path) -> None:
+    session = tmp_path / "instrument" / "carol" / "companion"
+    for name in ("multifile.companion.ome", "multifile-Z1.ome.tiff", "multifile-Z2.ome.tiff"):
+        copy_sample(f"ome-tiff/multifile-companion/{name}", session)
+    (tmp_path / "archive").mkdir()
+    result = scan(write_config(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    sidecar = harvest_json(tmp_path / "archive/TEST-SCOPE-01/carol/companion")
+    assert len(sidecar["files"]) == 3
+    assert sidecar["warnings"] == [
+        "closed with fileset members missing: multifile-Z3.ome.tiff, multifile-Z4.ome.tiff, multifile-Z5.ome.tiff"
+    ]
+
+
+def test_dicom_grouped_by_series_with_late_instance(tmp_path: Path, daemon_factory: DaemonFactory) -> None:
+    export = tmp_path / "instrument" / "export"
+    export.mkdir(parents=True)
+    (tmp_path / "archive").mkdir()
+    watch = [{"path": str(tmp_path / "instrument"), "group_by": "dicom-series", "dataset": "{folder}"}]
+    config = write_config(tmp_path, watch=watch, settle={"quiet_seconds": 0.3, "dataset_idle_seconds": 1.0})
+    daemon = daemon_factory(config).start()
+    wait_for(daemon.running, what="agent running", timeout=20)
+    ct_files = sorted((Path(__file__).parents[1] / "data/dicom/series/CT_5slice").iterdir())
+    for path in ct_files[:4]:
+        copy_sample(f"dicom/series/CT_5slice/{path.name}", export)
+    for path in sorted((Path(__file__).parents[1] / "data/dicom/series/MR_3slice").iterdir()):
+        copy_sample(f"dicom/series/MR_3slice/{path.name}", export)
+
+    archive = tmp_path / "archive/TEST-SCOPE-01"
+    wait_for(lambda: len(list(archive.glob("*/*/tagmanifest-sha256.txt"))) == 2, what="two series committed")
+    bags = {harvest_json(path.parent)["dataset"]["fields"]["modality"]: path.parent for path in
+            archive.glob("*/*/tagmanifest-sha256.txt")}  # fmt: skip
+    assert set(bags) == {"CT", "MR"}
+    assert len(harvest_json(bags["CT"])["files"]) == 4
+    assert len(harvest_json(bags["MR"])["files"]) == 3
+    ct_fields = harvest_json(bags["CT"])["dataset"]["fields"]
+    assert bags["CT"].relative_to(archive).as_posix() == (
+        f"{ct_fields['study_instance_uid']}/{ct_fields['series_instance_uid']}"
+    )
+
+    copy_sample(f"dicom/series/CT_5slice/{ct_files[4].name}", export)  # a late instance
+    second = wait_for_revision(bags["CT"], 2)
+    assert len(second["files"]) == 5
+    bagit.Bag(str(bags["CT"])).validate()
+    assert daemon.stop() == 0
+
+
+def test_patient_data_never_leaves_the_payload(tmp_path: Path) -> None:
+    session = tmp_path / "instrument" / "dave" / "scan1"
+    session.mkdir(parents=True)
+    for path in sorted((Path(__file__).parents[1] / "data/dicom/series/CT_5slice").iterdir()):
+        with_canaries(path, session / path.name)
+    (tmp_path / "archive").mkdir()
+    config = write_config(tmp_path)
+    result = scan(config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = subprocess.run(
+        harvest_command("status", "--json", "--config", str(config)),
+        capture_output=True, text=True, env=subprocess_env(), check=True,
+    )  # fmt: skip
+    inspect = subprocess.run(
+        harvest_command("inspect", *(str(path) for path in session.iterdir())),
+        capture_output=True, text=True, env=subprocess_env(), check=True,
+    )  # fmt: skip
+    bag = tmp_path / "archive/TEST-SCOPE-01/dave/scan1"
+    outputs = {
+        "scan output": result.stdout + result.stderr,
+        "status": status.stdout + status.stderr,
+        "inspect": inspect.stdout + inspect.stderr,
+    }
+    for tag_file in bag.iterdir():
+        if tag_file.is_file():
+            outputs[tag_file.name] = tag_file.read_text(encoding="utf-8")
+    connection = sqlite3.connect(tmp_path / "state" / "journal.sqlite3")
+    outputs["journal"] = json.dumps(connection.execute("SELECT * FROM files").fetchall())
+    connection.close()
+    for where, text in outputs.items():
+        for value in CANARIES.values():
+            for part in value.split("^"):
+                assert part not in text, f"patient value {part!r} found in {where}"
