@@ -47,6 +47,11 @@ class WatchRule(StrictModel):
     """One watched root and how its files group into datasets."""
 
     path: Path = Field(description="the instrument's output folder (read-only for the agent)")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = Field(
+        default=None,
+        description="required when there are several watched roots: a folder level in the archive"
+        " (<instrument>/<name>/<dataset>) that keeps their datasets apart",
+    )
     dataset: str = Field(
         default="{dataset}",
         description="folders that form one dataset, relative to the root: '{operator}/{session}';"
@@ -61,6 +66,11 @@ class WatchRule(StrictModel):
         default=10.0, description="seconds between polls when polling is on"
     )
     follow_symlinks: bool = Field(default=False, description="follow symbolic links (only to targets inside this root)")
+    malformed: Literal["harvest", "quarantine"] = Field(
+        default="harvest",
+        description="a file whose format parser rejects it is harvested with a warning, or quarantined:"
+        " kept on the instrument and listed as missing in its dataset",
+    )
     group_by: Literal["folder", "dicom-series", "dicom-study"] = Field(
         default="folder",
         description="'folder' uses the dataset template; 'dicom-series'/'dicom-study' group DICOM files by"
@@ -171,6 +181,12 @@ class AgentConfig(StrictModel):
             for other in roots[index + 1 :]:
                 if root == other or root in other.parents or other in root.parents:
                     raise ValueError(f"watched roots must not overlap: {root} and {other}")
+        if len(self.watch) > 1:
+            rule_names = [rule.name for rule in self.watch]
+            if None in rule_names or len(set(rule_names)) != len(rule_names):
+                raise ValueError(
+                    "with several watched roots, give each a unique 'name' (it becomes a folder in the archive)"
+                )
         return self
 
     def destinations_for(self, rule: WatchRule) -> list[str]:

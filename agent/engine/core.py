@@ -72,6 +72,7 @@ class Engine:
             config.state_dir,
             {str(rule.path): config.destinations_for(rule) for rule in config.watch},
             {str(rule.path): rule.follow_symlinks for rule in config.watch},
+            quarantine_roots=frozenset(str(rule.path) for rule in config.watch if rule.malformed == "quarantine"),
             stop=self.stop_event,
             on_hashed=self._wake_transfers,
             on_changed=self._requeue,

@@ -24,6 +24,7 @@ class HashWorker(threading.Thread):
         destinations_by_root: dict[str, list[str]],
         follow_symlinks_by_root: dict[str, bool],
         *,
+        quarantine_roots: frozenset[str] = frozenset(),
         stop: threading.Event,
         on_hashed: Callable[[], None],
         on_changed: Callable[[FileRecord], None],
@@ -32,6 +33,7 @@ class HashWorker(threading.Thread):
         self._state_dir = state_dir
         self._destinations_by_root = destinations_by_root
         self._follow_symlinks_by_root = follow_symlinks_by_root
+        self._quarantine_roots = quarantine_roots
         self._stop_event = stop
         self._on_hashed = on_hashed
         self._on_changed = on_changed
@@ -60,17 +62,23 @@ class HashWorker(threading.Thread):
             journal.close()
 
     @staticmethod
-    def _metadata_json(path: Path) -> str | None:
-        """Header-only metadata, read right after hashing while the file is in the page cache."""
+    def _metadata(path: Path) -> tuple[str | None, str | None]:
+        """Header-only metadata, read right after hashing while the file is in the page cache.
+
+        Returns the metadata JSON and, for a file whose format parser rejected it, why.
+        """
         try:
-            return extract_metadata(path).model_dump_json(exclude_defaults=False)
+            metadata = extract_metadata(path)
         except OSError as error:
             logger.info("%s: metadata not extracted: %s", path, error.strerror)
-            return None
+            return None, None
+        malformed = metadata.warnings[0] if metadata.format == "generic" and metadata.warnings else None
+        return metadata.model_dump_json(), malformed
 
     def _run_batch(self, journal: Journal) -> bool:
         records = journal.files_in_state(FileState.SETTLED, BATCH_SIZE)
         hashed: list[tuple[FileRecord, str, str | None]] = []
+        quarantined: list[tuple[FileRecord, str]] = []
         for record in records:
             path = Path(record.root) / record.rel_path
             try:
@@ -94,8 +102,15 @@ class HashWorker(threading.Thread):
                 journal.mark_file(record, FileState.FAILED, str(error))
                 journal.record_error("item", str(error), path=str(path))
                 continue
-            hashed.append((record, digest, self._metadata_json(path)))
+            metadata_json, malformed = self._metadata(path)
+            hashed.append((record, digest, metadata_json))
+            if malformed is not None and record.root in self._quarantine_roots:
+                quarantined.append((record, f"quarantined (malformed, rule says quarantine): {malformed}"))
         if hashed:
             journal.record_hashes(hashed, self._destinations_by_root)
+            for record, reason in quarantined:
+                # Kept on the instrument, listed as missing in the dataset's package.
+                journal.mark_file(record, FileState.FAILED, reason)
+                journal.record_error("item", reason, path=str(Path(record.root) / record.rel_path))
             self._on_hashed()
         return bool(records)

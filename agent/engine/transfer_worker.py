@@ -91,6 +91,7 @@ class TransferWorker(threading.Thread):
         self._on_changed = on_changed
         self._give_up_when_paused = give_up_when_paused
         self._follow_symlinks = {str(rule.path): rule.follow_symlinks for rule in config.watch}
+        self._root_names = {str(rule.path): rule.name for rule in config.watch}
         settings = next(destination for destination in config.destinations if destination.name == transport.name)
         rate = parse_rate(settings.bandwidth) if settings.bandwidth else None
         self._limiter = RateLimiter(lambda: rate, stop=stop)
@@ -192,7 +193,9 @@ class TransferWorker(threading.Thread):
             source_path=source_path,
             identity=record.identity,
             sha256=record.sha256 or "",
-            bag_path=bag_path_for(self._config.instrument.id, delivery.dataset_key),
+            bag_path=bag_path_for(
+                self._config.instrument.id, delivery.dataset_key, self._root_names.get(record.root)
+            ),
             path_in_dataset=record.path_in_dataset or record.rel_path,
             resume_offset_bytes=delivery.offset_bytes,
             follow_symlinks=self._follow_symlinks.get(record.root, False),
@@ -254,6 +257,7 @@ class TransferWorker(threading.Thread):
                 missing=missing,
                 now=time.time(),
                 warnings=journal.dataset_warnings(dataset_id),
+                root_name=self._root_names.get(dataset.root),
             )
             self.transport.commit(package)
             journal.record_commit(dataset_id, self.transport.name, dataset.revision)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Any
 
+from lxml import etree
 from ome_types import from_xml
 
 from agent.extract.model import Channel, Dimensions, FileMetadata, InstrumentInfo, Objective, PixelSize
 from agent.extract.units import to_micrometres, to_nanometres
 
+# Elements we do not normalise are pruned before ome-types builds its models:
 # StructuredAnnotations can hold megabytes of vendor metadata (a whole CZI header in
-# the Zeiss sample) that we do not normalise; dropping it before parsing makes a
-# 290 KB description parse in ~10 ms instead of ~60 ms.
-_ANNOTATIONS = re.compile(r"<(\w+:)?StructuredAnnotations\b.*?</(\w+:)?StructuredAnnotations\s*>", re.DOTALL)
+# the Zeiss sample), and an acquisition with 10,000 planes has 10,000 Plane and
+# TiffData elements. Fileset names are collected from the UUID elements first.
+# Measured: Zeiss sample 60 -> 10 ms; 10,000-plane OME-XML 6.2 s -> see docs/performance.md.
+_PRUNED = {"StructuredAnnotations", "Plane", "TiffData"}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_comments=True)
 
 
 def _unit(value: Any) -> str | None:
@@ -28,32 +31,47 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def parse_ome_xml(xml: str) -> Any:
+def prune_ome_xml(xml: str | bytes) -> tuple[bytes, list[str]]:
+    """Drop elements we do not normalise; return the smaller document and the fileset names."""
+    root = etree.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml, parser=_PARSER)
+    names: set[str] = set()
+    doomed = []
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        local = etree.QName(element).localname
+        if local == "UUID" and element.get("FileName"):
+            names.add(element.get("FileName"))
+        elif local in _PRUNED:
+            doomed.append(element)
+    for element in doomed:
+        parent = element.getparent()
+        if parent is not None:
+            parent.remove(element)
+    return etree.tostring(root), sorted(names)
+
+
+def parse_ome_xml(xml: str | bytes) -> tuple[Any, list[str]]:
     """Parse OME-XML without schema validation (real files often deviate slightly)."""
+    pruned, fileset = prune_ome_xml(xml)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return from_xml(_ANNOTATIONS.sub("", xml), validate=False)
+        return from_xml(pruned.decode("utf-8"), validate=False), fileset
 
 
-def apply_ome(metadata: FileMetadata, xml: str) -> FileMetadata:
+def apply_ome(metadata: FileMetadata, xml: str | bytes) -> FileMetadata:
     """Fill *metadata* from an OME-XML document (header-only: pixels are never touched)."""
-    ome = parse_ome_xml(xml)
+    ome, fileset_names = parse_ome_xml(xml)
     if ome.binary_only is not None:
         metadata.companion = ome.binary_only.metadata_file
         metadata.fileset = [ome.binary_only.metadata_file]
         metadata.warnings.append(f"metadata is in {ome.binary_only.metadata_file} (BinaryOnly)")
         return metadata
     metadata.image_count = len(ome.images)
-    fileset: set[str] = set()
-    plane_count = 0
-    for image in ome.images:
-        pixels = image.pixels
-        plane_count += (pixels.size_z or 1) * (pixels.size_c or 1) * (pixels.size_t or 1)
-        for block in pixels.tiff_data_blocks:
-            if block.uuid is not None and block.uuid.file_name:
-                fileset.add(block.uuid.file_name)
-    metadata.plane_count = plane_count
-    metadata.fileset = sorted(fileset)
+    metadata.plane_count = sum(
+        (image.pixels.size_z or 1) * (image.pixels.size_c or 1) * (image.pixels.size_t or 1) for image in ome.images
+    )
+    metadata.fileset = fileset_names
     if not ome.images:
         metadata.warnings.append("OME-XML describes no image")
         return metadata

@@ -24,4 +24,4 @@ class OmeXmlExtractor:
             raise ValueError(f"OME-XML larger than {MAX_XML_BYTES >> 20} MiB; not parsed")
         metadata.format = "ome-xml"
         metadata.media_type = "application/xml"
-        return apply_ome(metadata, path.read_text(encoding="utf-8"))
+        return apply_ome(metadata, path.read_bytes())

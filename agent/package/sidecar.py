@@ -45,9 +45,16 @@ class DatasetPackage:
     tag_files: list[TagFile]
 
 
-def bag_path_for(instrument_id: str, dataset_key: str) -> str:
-    """Where a dataset's bag lives, relative to a destination's root."""
-    parts = [safe_component(instrument_id), *(safe_component(part) for part in dataset_key.split("/"))]
+def bag_path_for(instrument_id: str, dataset_key: str, root_name: str | None = None) -> str:
+    """Where a dataset's bag lives, relative to a destination's root.
+
+    ``<instrument id>/[<root name>/]<dataset key>``: the root's name keeps datasets of
+    several watched roots apart when their keys are equal.
+    """
+    parts = [safe_component(instrument_id)]
+    if root_name:
+        parts.append(safe_component(root_name))
+    parts += [safe_component(part) for part in dataset_key.split("/")]
     return "/".join(parts)
 
 
@@ -68,6 +75,7 @@ def build_package(
     missing: Sequence[MissingFile],
     now: float,
     warnings: Sequence[str] = (),
+    root_name: str | None = None,
 ) -> DatasetPackage:
     payload = [item.entry for item in files]
     ordered = sorted(files, key=lambda item: item.entry.path_in_dataset)
@@ -125,7 +133,7 @@ def build_package(
         files=file_entries,
     )
     tag_files = build_bag(labels, payload, [TagFile(HARVEST_JSON, sidecar_bytes), TagFile(RO_CRATE_METADATA, crate)])
-    return DatasetPackage(bag_path_for(instrument.id, dataset_key), revision, tag_files)
+    return DatasetPackage(bag_path_for(instrument.id, dataset_key, root_name), revision, tag_files)
 
 
 def summarize(files: Sequence[PackageFile]) -> dict[str, Any]:

@@ -175,3 +175,33 @@ def test_patient_data_never_leaves_the_payload(tmp_path: Path) -> None:
         for value in CANARIES.values():
             for part in value.split("^"):
                 assert part not in text, f"patient value {part!r} found in {where}"
+
+
+def test_malformed_files_are_harvested_or_quarantined_as_the_rule_says(tmp_path: Path) -> None:
+    for kind in ("keep", "hold"):
+        session = tmp_path / kind / "erin" / "s1"
+        for sample in ("malformed/tiff/empty_0byte.tif", "malformed/dicom/badVR.dcm", "tiff/plain/nonometif.tif"):
+            copy_sample(sample, session)
+    (tmp_path / "archive").mkdir()
+    watch = [
+        {"path": str(tmp_path / "keep"), "name": "keep", "dataset": "{operator}/{session}"},
+        {"path": str(tmp_path / "hold"), "name": "hold", "dataset": "{operator}/{session}", "malformed": "quarantine"},
+    ]
+    destinations = [{"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive")}]
+    result = scan(write_config(tmp_path, watch=watch, destinations=destinations))
+    assert result.returncode == 1  # the quarantined file is reported as an item failure
+    assert "quarantined (malformed" in result.stdout
+    kept_bag = tmp_path / "archive/TEST-SCOPE-01/keep/erin/s1"
+    held_bag = tmp_path / "archive/TEST-SCOPE-01/hold/erin/s1"
+    bagit.Bag(str(kept_bag)).validate()
+    bagit.Bag(str(held_bag)).validate()
+    held = harvest_json(held_bag)
+    assert sorted(entry["source_path"] for entry in held["files"]) == ["erin/s1/badVR.dcm", "erin/s1/nonometif.tif"]
+    assert [item["source_path"] for item in held["missing"]] == ["erin/s1/empty_0byte.tif"]
+    assert held["missing"][0]["reason"].startswith("quarantined")
+    assert not (held_bag / "data/empty_0byte.tif").exists()
+    assert (tmp_path / "hold/erin/s1/empty_0byte.tif").exists()
+    by_path = {entry["source_path"]: entry for entry in harvest_json(kept_bag)["files"]}
+    assert "erin/s1/empty_0byte.tif" in by_path
+    assert any("not a TIFF file" in warning for warning in by_path["erin/s1/empty_0byte.tif"]["metadata"]["warnings"])
+    assert any("1A" in warning for warning in by_path["erin/s1/badVR.dcm"]["metadata"]["warnings"])
