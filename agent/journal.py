@@ -148,6 +148,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE files ADD COLUMN metadata_json TEXT;
     ALTER TABLE datasets ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]';
     """,
+    # 3: transport resume state (tus upload URL, S3 upload id and parts, ...) and uploads
+    # left behind by a superseded file version, to be terminated at the destination.
+    """
+    ALTER TABLE deliveries ADD COLUMN remote_state TEXT;
+    CREATE TABLE abandoned_uploads (
+        id INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        remote_state TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -185,6 +196,7 @@ class DeliveryRecord:
     state: DeliveryState
     offset_bytes: int
     dataset_key: str
+    remote_state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -402,9 +414,15 @@ class Journal:
                     continue  # a newer version arrived meanwhile; it will be hashed in turn
                 for destination in destinations_by_root.get(record.root, []):
                     db.execute(
+                        "INSERT INTO abandoned_uploads (destination, remote_state, at) SELECT destination,"
+                        " remote_state, ? FROM deliveries WHERE file_id = ? AND destination = ?"
+                        " AND remote_state IS NOT NULL AND state != 'verified'",
+                        (now, record.id, destination),
+                    )
+                    db.execute(
                         "INSERT INTO deliveries (file_id, destination, version, state, updated_at)"
                         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (file_id, destination) DO UPDATE SET"
-                        " version = excluded.version, state = excluded.state, offset_bytes = 0,"
+                        " version = excluded.version, state = excluded.state, offset_bytes = 0, remote_state = NULL,"
                         " resumed_from_bytes = NULL, error = NULL, attempts = 0, updated_at = excluded.updated_at",
                         (record.id, destination, record.version, DeliveryState.PENDING, now),
                     )
@@ -426,7 +444,7 @@ class Journal:
 
     def deliveries_to_send(self, destination: str, limit: int) -> list[DeliveryRecord]:
         rows = self._db.execute(
-            f"SELECT {_FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key"
+            f"SELECT {_FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state"
             " FROM deliveries d JOIN files f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
             " WHERE d.destination = ? AND d.state IN (?, ?) AND f.state = ? AND d.version = f.version"
             " ORDER BY f.id LIMIT ?",
@@ -440,6 +458,7 @@ class Journal:
                 state=DeliveryState(row[13]),
                 offset_bytes=int(row[14]),
                 dataset_key=str(row[15]),
+                remote_state=json.loads(row[16]) if row[16] else None,
             )
             for row in rows
         ]
@@ -463,6 +482,29 @@ class Journal:
                 "UPDATE commits SET state = 'uncommitted' WHERE dataset_id = ? AND destination = ?",
                 (delivery.file.dataset_id, delivery.destination),
             )
+
+    def save_remote_state(self, delivery: DeliveryRecord, state: dict[str, Any] | None) -> None:
+        """Durably store what a transport needs to resume (e.g. the tus upload URL) right away."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET remote_state = ?, updated_at = ? WHERE file_id = ? AND destination = ?"
+                " AND version = ?",
+                (
+                    None if state is None else json.dumps(state), time.time(),
+                    delivery.file.id, delivery.destination, delivery.version,
+                ),
+            )  # fmt: skip
+
+    def abandoned_uploads(self, destination: str, limit: int = 20) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._db.execute(
+            "SELECT id, remote_state FROM abandoned_uploads WHERE destination = ? ORDER BY id LIMIT ?",
+            (destination, limit),
+        ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def forget_abandoned(self, upload_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM abandoned_uploads WHERE id = ?", (upload_id,))
 
     def checkpoint_delivery(self, delivery: DeliveryRecord, offset_bytes: int) -> None:
         """A durable offset: everything before it is on stable storage at the destination."""

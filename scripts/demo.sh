@@ -5,7 +5,7 @@
 #   .venv/bin/harvest status --config config-examples/quickstart.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+HARVEST_SKIP_NODE=1 bash scripts/bootstrap.sh
 
 mkdir -p demo/archive demo/instrument
 put() {  # put SAMPLE OPERATOR/SESSION: copy a sample file or folder into a session folder

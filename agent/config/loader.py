@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agent.config.models import AgentConfig
+from agent.config.models import AgentConfig, FilesystemDestination
 from agent.errors import ConfigError
 
 ENVIRONMENT_VARIABLE = "HARVEST_CONFIG"
@@ -202,7 +202,7 @@ def anchor_relative_paths(config: AgentConfig, base_path: Path) -> AgentConfig:
             "watch": [rule.model_copy(update={"path": anchored(rule.path)}) for rule in config.watch],
             "destinations": [
                 destination.model_copy(update={"path": anchored(destination.path)})
-                if hasattr(destination, "path")
+                if isinstance(destination, FilesystemDestination)
                 else destination
                 for destination in config.destinations
             ],

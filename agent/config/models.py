@@ -142,7 +142,65 @@ class FilesystemDestination(StrictModel):
         return value
 
 
-Destination = Annotated[FilesystemDestination, Field(discriminator="type")]
+class _NetworkDestination(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name used in status and logs")]
+    credential: str | None = Field(
+        default=None,
+        description="name of the secret: $HARVEST_CREDENTIAL_<NAME>, $CREDENTIALS_DIRECTORY/<NAME>, or the"
+        " OS keyring (harvest login NAME)",
+    )
+    bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
+    timeout_seconds: Annotated[float, Field(gt=0)] = Field(default=60.0, description="network timeout")
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _rate_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+
+class TusDestination(_NetworkDestination):
+    """A tus 1.0 upload endpoint (resumable HTTP uploads)."""
+
+    type: Literal["tus"]
+    url: Annotated[str, Field(pattern=r"^https?://", description="the tus endpoint, e.g. https://host/files/")]
+    ca_bundle: Path | None = Field(default=None, description="CA bundle for TLS verification (default: system)")
+    chunk_bytes: Annotated[int, Field(ge=64 << 10)] = Field(
+        default=8 << 20, description="bytes per PATCH request (each acknowledged chunk is a resume point)"
+    )
+
+
+class S3Destination(_NetworkDestination):
+    """An S3-compatible object store (AWS, MinIO, Ceph, ...)."""
+
+    type: Literal["s3"]
+    endpoint_url: str | None = Field(default=None, description="endpoint for non-AWS stores")
+    bucket: str = Field(description="bucket name")
+    prefix: str = Field(default="", description="key prefix, e.g. 'lsm980/'")
+    region: str | None = Field(default=None, description="region name")
+    ca_bundle: Path | None = Field(default=None, description="CA bundle for TLS verification (default: system)")
+    part_bytes: Annotated[int, Field(ge=5 << 20)] = Field(
+        default=16 << 20, description="multipart part size; smaller files are sent with one PUT"
+    )
+
+
+class SftpDestination(_NetworkDestination):
+    """An SFTP server."""
+
+    type: Literal["sftp"]
+    host: str = Field(description="server host name")
+    port: Annotated[int, Field(gt=0, lt=65536)] = 22
+    username: str = Field(description="login name")
+    path: str = Field(description="remote folder that receives the bags")
+    known_hosts: Path | None = Field(
+        default=None, description="known_hosts file; default: trust on first use, remembered in state_dir"
+    )
+
+
+Destination = Annotated[
+    FilesystemDestination | TusDestination | S3Destination | SftpDestination, Field(discriminator="type")
+]
 
 
 class Logging(StrictModel):

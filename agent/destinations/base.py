@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.journal import FileIdentity
 from agent.package.sidecar import DatasetPackage
@@ -28,6 +28,9 @@ class PayloadItem:
     path_in_dataset: str
     resume_offset_bytes: int
     follow_symlinks: bool = False
+    resume_state: dict[str, Any] | None = None
+    instrument_id: str = ""
+    dataset_key: str = ""
 
 
 class TransferControl(Protocol):
@@ -35,6 +38,9 @@ class TransferControl(Protocol):
 
     def started(self, remote_key: str, resumed_from_bytes: int | None) -> None:
         """Called once, before the first byte is written (records intent)."""
+
+    def save_state(self, state: dict[str, Any] | None) -> None:
+        """Durably record what is needed to resume this upload (before relying on it)."""
 
     def checkpoint(self, offset_bytes: int) -> None:
         """Everything before *offset_bytes* is durable at the destination."""
@@ -76,3 +82,6 @@ class DestinationTransport(ABC):
     @abstractmethod
     def commit(self, package: DatasetPackage) -> None:
         """Write the package's tag files, manifests last: the bag is then complete."""
+
+    def abandon(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Terminate an unfinished upload a newer file version superseded (default: nothing)."""

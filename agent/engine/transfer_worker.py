@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.bandwidth import RateLimiter, parse_rate
 from agent.config.models import AgentConfig
@@ -63,6 +64,9 @@ class _Control:
         if resumed_from_bytes or self.delivery.file.identity.size_bytes >= self.journal_intent_from_bytes:
             self.journal.start_delivery(self.delivery, remote_key, resumed_from_bytes)
 
+    def save_state(self, state: dict[str, Any] | None) -> None:
+        self.journal.save_remote_state(self.delivery, state)
+
     def checkpoint(self, offset_bytes: int) -> None:
         self.journal.checkpoint_delivery(self.delivery, offset_bytes)
 
@@ -101,6 +105,7 @@ class TransferWorker(threading.Thread):
         self.paused_reason: str | None = None
         self.gave_up = False
         self._failures = 0
+        self._pauses = 0
         self._next_probe = 0.0
 
     @property
@@ -122,6 +127,7 @@ class TransferWorker(threading.Thread):
                 self.busy = True
                 try:
                     worked = self._deliver_batch(journal) | self._commit_ready(journal)
+                    self._terminate_abandoned(journal)
                 except (TransientError, AuthError) as error:
                     self._pause(journal, error)
                     worked = False
@@ -150,7 +156,8 @@ class TransferWorker(threading.Thread):
         logger.warning("destination %s paused: %s (next try in %.0f s)", self.transport.name, error, delay)
         journal.set_destination_health(self.transport.name, DestinationHealth.PAUSED, str(error), time.time() + delay)
         journal.record_error(kind, str(error), destination=self.transport.name)
-        if self._give_up_when_paused and self._failures >= MAX_ATTEMPTS:
+        self._pauses += 1
+        if self._give_up_when_paused and self._pauses >= MAX_ATTEMPTS:
             self.gave_up = True
 
     def _try_resume(self, journal: Journal) -> bool:
@@ -193,12 +200,13 @@ class TransferWorker(threading.Thread):
             source_path=source_path,
             identity=record.identity,
             sha256=record.sha256 or "",
-            bag_path=bag_path_for(
-                self._config.instrument.id, delivery.dataset_key, self._root_names.get(record.root)
-            ),
+            bag_path=bag_path_for(self._config.instrument.id, delivery.dataset_key, self._root_names.get(record.root)),
             path_in_dataset=record.path_in_dataset or record.rel_path,
             resume_offset_bytes=delivery.offset_bytes,
             follow_symlinks=self._follow_symlinks.get(record.root, False),
+            resume_state=delivery.remote_state,
+            instrument_id=self._config.instrument.id,
+            dataset_key=delivery.dataset_key,
         )
         control = _Control(journal, delivery, self._stop_event, on_progress=self._limiter.consume)
         try:
@@ -223,6 +231,14 @@ class TransferWorker(threading.Thread):
             state = DeliveryState.FAILED if attempts + 1 >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))
         return (delivery, DeliveryState.VERIFIED, None)
+
+    def _terminate_abandoned(self, journal: Journal) -> None:
+        for upload_id, state in journal.abandoned_uploads(self.transport.name):
+            try:
+                self.transport.abandon(state)
+            except ItemError as error:
+                logger.info("could not terminate an abandoned upload at %s: %s", self.transport.name, error)
+            journal.forget_abandoned(upload_id)
 
     # ----- commit --------------------------------------------------------------------
 

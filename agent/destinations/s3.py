@@ -1,0 +1,276 @@
+"""S3 destination: low-level multipart uploads with boto3, resumable across restarts.
+
+Not ``upload_file``: it aborts the multipart upload on failure, throwing away what was
+sent. Here the UploadId is journalled right after creation and every completed part
+(number, ETag, MD5) right after the server acknowledges it; a restart reconciles with
+ListParts where the server has it, otherwise with the journal, and sends only what is
+missing. Every part and single PUT carries Content-MD5; the object's metadata carries
+the whole-file SHA-256, instrument id and dataset key; a HEAD after completion checks
+the size and the multipart ETag (MD5 of the part MD5s). An object already there with
+the same SHA-256 and size is not sent again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
+
+from agent.config.models import S3Destination
+from agent.credentials import resolve
+from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
+from agent.errors import AuthError, ItemError, StopRequested, TransientError
+from agent.hashing import check_identity, open_source, stream_chunks
+from agent.package.sidecar import DatasetPackage
+
+_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+_TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500", "429"}
+_GONE_CODES = {"NoSuchUpload"}
+
+
+class S3Transport(DestinationTransport):
+    def __init__(self, config: S3Destination) -> None:
+        self.name = config.name
+        self.config = config
+        self._client: Any = None
+        self._uncommitted: set[str] = set()
+
+    # ----- errors: the one place botocore exceptions become the agent's ---------------
+
+    def _translate(self, error: Exception, what: str) -> Exception:
+        if isinstance(error, ClientError):
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in _AUTH_CODES or status in (401, 403):
+                hint = (
+                    f"run `harvest login {self.config.credential}`"
+                    if self.config.credential
+                    else "check AWS credentials"
+                )
+                return AuthError(f"credentials rejected for {self.name} ({code or status}): {hint}")
+            if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
+                return TransientError(f"{self.name}: {what}: {code or status}")
+            if code == "NoSuchBucket":
+                return TransientError(f"{self.name}: bucket {self.config.bucket} does not exist")
+            return ItemError(f"{self.name}: {what}: {code or status}")
+        if isinstance(error, EndpointConnectionError | ConnectionError):
+            return TransientError(f"{self.name}: {what}: cannot connect to {self.config.endpoint_url or 'S3'}")
+        return TransientError(f"{self.name}: {what}: {type(error).__name__}")
+
+    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client(), method)(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise self._translate(error, what) from None
+
+    def client(self) -> Any:
+        if self._client is None:
+            credentials: dict[str, str] = {}
+            if self.config.credential:
+                secret = resolve(self.config.credential).value
+                access_key, _, secret_key = secret.partition(":")
+                if not secret_key:
+                    raise AuthError(
+                        f"credential {self.config.credential!r} for {self.name} must be ACCESS_KEY_ID:SECRET_ACCESS_KEY"
+                    )
+                credentials = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.config.endpoint_url,
+                region_name=self.config.region,
+                verify=str(self.config.ca_bundle) if self.config.ca_bundle else True,
+                config=Config(
+                    # Non-AWS servers reject the newer default checksum headers.
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    retries={"max_attempts": 4, "mode": "standard"},
+                    connect_timeout=self.config.timeout_seconds,
+                    read_timeout=self.config.timeout_seconds,
+                    s3={"addressing_style": "path"},
+                ),
+                **credentials,
+            )
+        return self._client
+
+    def probe(self) -> None:
+        self._client = None
+        self._call("check bucket", "head_bucket", Bucket=self.config.bucket)
+
+    def sync(self) -> None:
+        """Nothing to do: an acknowledged PUT or part is durable at the server."""
+
+    def _key(self, relative: str) -> str:
+        return f"{self.config.prefix}{relative}"
+
+    # ----- payload ---------------------------------------------------------------
+
+    def _already_there(self, key: str, item: PayloadItem) -> bool:
+        try:
+            head = self.client().head_object(Bucket=self.config.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._translate(error, "HEAD") from None
+        except BotoCoreError as error:
+            raise self._translate(error, "HEAD") from None
+        return bool(
+            head.get("ContentLength") == item.identity.size_bytes
+            and head.get("Metadata", {}).get("sha256") == item.sha256
+        )
+
+    def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
+        remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
+        key = self._key(remote_key)
+        if self._already_there(key, item):
+            return Delivered(remote_key, skipped=True)
+        self._uncommit(item.bag_path)
+        metadata = {
+            "sha256": item.sha256,
+            "instrument-id": item.instrument_id,
+            "dataset-key": item.dataset_key,
+            "size": str(item.identity.size_bytes),
+        }
+        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
+        try:
+            check_identity(item.source_path, source, item.identity, "before")
+            if item.identity.size_bytes < self.config.part_bytes:
+                control.started(remote_key, None)
+                body = bytes(stream_chunks(source, item.identity.size_bytes, 0, max(item.identity.size_bytes, 1))())
+                control.progress(len(body))
+                self._put(key, body, metadata)
+            else:
+                self._multipart(source, key, remote_key, item, metadata, control)
+            check_identity(item.source_path, source, item.identity, "while")
+        finally:
+            os.close(source)
+        head = self._call("verify (HEAD)", "head_object", Bucket=self.config.bucket, Key=key)
+        if head.get("ContentLength") != item.identity.size_bytes:
+            raise ItemError(f"{self.name}: {remote_key} has {head.get('ContentLength')} bytes at the archive")
+        return Delivered(remote_key, skipped=False)
+
+    def _uncommit(self, bag_path: str) -> None:
+        """Before a committed bag changes, delete its manifest objects: it is no longer complete."""
+        if bag_path in self._uncommitted:
+            return
+        for name in ("tagmanifest-sha256.txt", "manifest-sha256.txt"):
+            self._call("uncommit", "delete_object", Bucket=self.config.bucket, Key=self._key(f"{bag_path}/{name}"))
+        self._uncommitted.add(bag_path)
+
+    def _put(self, key: str, body: bytes, metadata: dict[str, str]) -> None:
+        digest = hashlib.md5(body).digest()  # noqa: S324 - Content-MD5 is what S3 verifies
+        response = self._call(
+            "PUT",
+            "put_object",
+            Bucket=self.config.bucket,
+            Key=key,
+            Body=body,
+            ContentMD5=base64.b64encode(digest).decode(),
+            Metadata=metadata,
+        )
+        if response.get("ETag", "").strip('"') not in (digest.hex(), ""):
+            raise ItemError(f"{self.name}: {key}: ETag does not match the MD5 of the bytes sent")
+
+    def _multipart(
+        self, source: int, key: str, remote_key: str, item: PayloadItem, metadata: dict[str, str],
+        control: TransferControl,
+    ) -> None:  # fmt: skip
+        part_bytes = self.config.part_bytes
+        size = item.identity.size_bytes
+        state = dict(item.resume_state or {})
+        parts: dict[int, dict[str, str]] = {int(part["number"]): part for part in state.get("parts", [])}
+        upload_id = state.get("upload_id")
+        if upload_id and state.get("part_bytes") == part_bytes:
+            try:
+                parts = self._reconcile(key, upload_id, parts)
+            except _UploadGone:
+                upload_id = None
+        else:
+            upload_id = None
+        if upload_id is None:
+            created = self._call(
+                "create multipart upload", "create_multipart_upload",
+                Bucket=self.config.bucket, Key=key, Metadata=metadata,
+            )  # fmt: skip
+            upload_id = created["UploadId"]
+            parts = {}
+            control.save_state({"upload_id": upload_id, "key": key, "part_bytes": part_bytes, "parts": []})
+            control.started(remote_key, None)
+        else:
+            done = sum(min(part_bytes, size - (number - 1) * part_bytes) for number in parts)
+            control.started(remote_key, done)
+        part_count = (size + part_bytes - 1) // part_bytes
+        for number in range(1, part_count + 1):
+            if number in parts:
+                continue
+            if control.should_stop():
+                raise StopRequested
+            offset = (number - 1) * part_bytes
+            length = min(part_bytes, size - offset)
+            body = bytes(stream_chunks(source, offset + length, offset, length)())
+            control.progress(len(body))
+            digest = hashlib.md5(body).digest()  # noqa: S324
+            response = self._call(
+                f"part {number}", "upload_part",
+                Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                ContentMD5=base64.b64encode(digest).decode(),
+            )  # fmt: skip
+            parts[number] = {"number": str(number), "etag": response["ETag"], "md5": digest.hex()}
+            control.save_state(
+                {"upload_id": upload_id, "key": key, "part_bytes": part_bytes, "parts": list(parts.values())}
+            )
+            control.checkpoint(min(size, number * part_bytes))
+        ordered = [parts[number] for number in sorted(parts)]
+        result = self._call(
+            "complete multipart upload", "complete_multipart_upload",
+            Bucket=self.config.bucket, Key=key, UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": int(part["number"]), "ETag": part["etag"]} for part in ordered]},
+        )  # fmt: skip
+        expected = hashlib.md5(b"".join(bytes.fromhex(part["md5"]) for part in ordered)).hexdigest()  # noqa: S324
+        etag = str(result.get("ETag", "")).strip('"')
+        if etag and etag != f"{expected}-{len(ordered)}":
+            raise ItemError(f"{self.name}: {remote_key}: multipart ETag {etag} does not match the parts sent")
+
+    def _reconcile(self, key: str, upload_id: str, journalled: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
+        """Parts both the server and the journal know, with matching ETags; NoSuchUpload -> start over."""
+        try:
+            listed = self.client().list_parts(Bucket=self.config.bucket, Key=key, UploadId=upload_id)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in _GONE_CODES:
+                raise _UploadGone from None
+            if code in ("NotImplemented", "501"):
+                return journalled  # the server cannot list parts: trust the journal
+            raise self._translate(error, "list parts") from None
+        except BotoCoreError as error:
+            raise self._translate(error, "list parts") from None
+        server = {int(part["PartNumber"]): part["ETag"] for part in listed.get("Parts", [])}
+        return {number: part for number, part in journalled.items() if server.get(number) == part["etag"]}
+
+    def abandon(self, state: dict[str, Any]) -> None:
+        upload_id, key = state.get("upload_id"), state.get("key")
+        if upload_id and key:
+            self._call("abort multipart upload", "abort_multipart_upload",
+                       Bucket=self.config.bucket, Key=key, UploadId=upload_id)  # fmt: skip
+
+    # ----- commit ----------------------------------------------------------------
+
+    def commit(self, package: DatasetPackage) -> None:
+        self._uncommitted.discard(package.bag_path)
+        self._uncommit(package.bag_path)
+        self._uncommitted.discard(package.bag_path)
+        for tag_file in package.tag_files:
+            self._put(
+                self._key(f"{package.bag_path}/{tag_file.name}"),
+                tag_file.content,
+                {"sha256": hashlib.sha256(tag_file.content).hexdigest(), "bag-revision": str(package.revision)},
+            )
+
+
+class _UploadGone(TransientError):
+    def __init__(self) -> None:
+        super().__init__("the multipart upload no longer exists at the server; starting it again")

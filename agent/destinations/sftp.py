@@ -1,0 +1,248 @@
+"""SFTP destination (paramiko): staging ``.partial`` files, verified resume, atomic rename.
+
+A copy goes to ``<path>/.harvest-partial/<hash>.partial``. After a crash the partial
+file's prefix is re-verified (SHA-256 of the remote prefix against the same bytes of the
+source) before appending resumes, because an SFTP server acknowledges writes without
+syncing them. At the end the whole copy is read back and compared with the source's
+SHA-256, then renamed into the bag. The server's host key is checked against
+``known_hosts`` if given, otherwise trusted on first use and remembered in ``state_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import socket
+import stat as stat_module
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from agent.config.models import SftpDestination
+from agent.credentials import resolve
+from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
+from agent.errors import AuthError, ItemError, StopRequested, TransientError
+from agent.hashing import check_identity, open_source, stream_chunks
+from agent.package.sidecar import DatasetPackage
+
+STAGING_FOLDER = ".harvest-partial"
+CHUNK_BYTES = 1 << 20
+CHECKPOINT_BYTES = 16 << 20
+_KEY_TYPES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+class SftpTransport(DestinationTransport):
+    def __init__(self, config: SftpDestination, state_dir: Path) -> None:
+        self.name = config.name
+        self.config = config
+        self._tofu_path = state_dir / f"known_hosts-{config.name}"
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._uncommitted: set[str] = set()
+
+    # ----- connection and errors -------------------------------------------------------
+
+    def _translate(self, error: BaseException, what: str) -> Exception:
+        if isinstance(error, paramiko.BadHostKeyException):
+            return AuthError(f"{self.name}: the server's host key changed ({what}); check it, then fix known_hosts")
+        if isinstance(error, paramiko.AuthenticationException):
+            hint = f"run `harvest login {self.config.credential}`" if self.config.credential else "set a credential"
+            return AuthError(f"credentials rejected for {self.name}: {hint}")
+        if isinstance(error, OSError) and not isinstance(error, socket.error | EOFError):
+            code = getattr(error, "errno", None)
+            if code in (2,) and what.startswith("open"):
+                return TransientError(f"{self.name}: {what}: remote folder missing")
+            if code in (36,):
+                return ItemError(f"{self.name}: {what}: name too long for the server")
+        self.close()
+        return TransientError(f"{self.name}: {what}: {type(error).__name__}")
+
+    def _pkey(self, secret: str) -> paramiko.PKey | None:
+        if "PRIVATE KEY" not in secret:
+            return None
+        for key_type in _KEY_TYPES:
+            try:
+                return key_type.from_private_key(io.StringIO(secret))
+            except paramiko.SSHException:
+                continue
+        raise AuthError(f"credential {self.config.credential!r} for {self.name} is not a usable private key")
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is not None:
+            return self._sftp
+        client = paramiko.SSHClient()
+        if self.config.known_hosts is not None:
+            client.load_host_keys(str(self.config.known_hosts))
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            if self._tofu_path.exists():
+                client.load_host_keys(str(self._tofu_path))
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        secret = resolve(self.config.credential).value if self.config.credential else None
+        pkey = self._pkey(secret) if secret else None
+        try:
+            client.connect(
+                self.config.host, port=self.config.port, username=self.config.username,
+                pkey=pkey, password=None if pkey else secret, timeout=self.config.timeout_seconds,
+                allow_agent=False, look_for_keys=False,
+            )  # fmt: skip
+            if self.config.known_hosts is None:
+                client.save_host_keys(str(self._tofu_path))
+            self._client, self._sftp = client, client.open_sftp()
+        except (paramiko.SSHException, OSError, EOFError) as error:
+            client.close()
+            raise self._translate(error, "connect") from None
+        return self._sftp
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = self._sftp = None
+
+    def _remote(self, *parts: str) -> str:
+        return posixpath.join(self.config.path, *parts)
+
+    def _makedirs(self, folder: str) -> None:
+        sftp = self.sftp()
+        missing = []
+        while folder not in ("", "/") and not self._exists(folder):
+            missing.append(folder)
+            folder = posixpath.dirname(folder)
+        for path in reversed(missing):
+            sftp.mkdir(path)
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.sftp().stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def probe(self) -> None:
+        self.close()
+        try:
+            attributes = self.sftp().stat(self.config.path)
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise self._translate(error, f"open {self.config.path}") from None
+        if not stat_module.S_ISDIR(attributes.st_mode or 0):
+            raise TransientError(f"{self.name}: {self.config.path} is not a folder on the server")
+
+    def sync(self) -> None:
+        """Nothing more to do: each file was read back and verified before its rename."""
+
+    # ----- payload -----------------------------------------------------------------
+
+    def _remote_sha256(self, path: str, length: int | None = None) -> str:
+        digest = hashlib.sha256()
+        with self.sftp().open(path, "rb") as remote:
+            remote.prefetch()
+            remaining = length
+            while remaining is None or remaining > 0:
+                block = remote.read(CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining))
+                if not block:
+                    break
+                digest.update(block)
+                if remaining is not None:
+                    remaining -= len(block)
+        return digest.hexdigest()
+
+    def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
+        remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
+        final_path = self._remote(remote_key)
+        key = f"{item.bag_path}\0{item.path_in_dataset}\0{item.sha256}".encode("utf-8", "surrogateescape")
+        staging_path = self._remote(STAGING_FOLDER, hashlib.sha256(key).hexdigest()[:32] + ".partial")
+        try:
+            sftp = self.sftp()
+            try:
+                if sftp.stat(final_path).st_size == item.identity.size_bytes and (
+                    self._remote_sha256(final_path) == item.sha256
+                ):
+                    return Delivered(remote_key, skipped=True)
+            except FileNotFoundError:
+                pass
+            self._uncommit(self._remote(item.bag_path))
+            self._makedirs(self._remote(STAGING_FOLDER))
+            self._copy(item, staging_path, remote_key, control)
+            if self._remote_sha256(staging_path) != item.sha256:
+                sftp.remove(staging_path)
+                raise ItemError(f"{self.name}: verification failed for {remote_key} (SHA-256 differs); will copy again")
+            self._makedirs(posixpath.dirname(final_path))
+            sftp.posix_rename(staging_path, final_path)
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise self._translate(error, f"write {remote_key}") from None
+        return Delivered(remote_key, skipped=False)
+
+    def _uncommit(self, bag: str) -> None:
+        """Before a committed bag changes, remove its manifests: it is no longer complete."""
+        if bag in self._uncommitted:
+            return
+        for name in ("tagmanifest-sha256.txt", "manifest-sha256.txt"):
+            if self._exists(posixpath.join(bag, name)):
+                self.sftp().remove(posixpath.join(bag, name))
+        self._uncommitted.add(bag)
+
+    def _verified_prefix(self, source: int, staging_path: str) -> int:
+        """Bytes of an earlier partial copy that match the source (0 if none or they differ)."""
+        try:
+            length = self.sftp().stat(staging_path).st_size or 0
+        except FileNotFoundError:
+            return 0
+        if length == 0:
+            return 0
+        local = hashlib.sha256()
+        read_next = stream_chunks(source, length)
+        while chunk := read_next():
+            local.update(chunk)
+        return length if self._remote_sha256(staging_path, length) == local.hexdigest() else 0
+
+    def _copy(self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl) -> None:
+        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
+        try:
+            check_identity(item.source_path, source, item.identity, "before")
+            offset = min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
+            control.started(remote_key, offset or None)
+            with self.sftp().open(staging_path, "r+b" if offset else "wb") as remote:
+                remote.set_pipelined(True)
+                if offset:
+                    remote.truncate(offset)
+                    remote.seek(offset)
+                read_next = stream_chunks(source, item.identity.size_bytes, offset, CHUNK_BYTES)
+                since_checkpoint = 0
+                while chunk := read_next():
+                    remote.write(bytes(chunk))
+                    offset += len(chunk)
+                    since_checkpoint += len(chunk)
+                    control.progress(len(chunk))
+                    if since_checkpoint >= CHECKPOINT_BYTES or control.should_stop():
+                        remote.flush()
+                        control.checkpoint(offset)
+                        since_checkpoint = 0
+                        if control.should_stop():
+                            raise StopRequested
+            check_identity(item.source_path, source, item.identity, "while")
+        finally:
+            os.close(source)
+
+    def abandon(self, state: dict[str, Any]) -> None:
+        """Partial files are named by content; a superseded one is simply never resumed."""
+
+    # ----- commit --------------------------------------------------------------------
+
+    def commit(self, package: DatasetPackage) -> None:
+        bag = self._remote(package.bag_path)
+        try:
+            sftp = self.sftp()
+            self._makedirs(bag)
+            self._uncommitted.discard(bag)
+            self._uncommit(bag)
+            self._uncommitted.discard(bag)
+            for tag_file in package.tag_files:
+                temporary = posixpath.join(bag, f".harvest-{tag_file.name}.tmp")
+                with sftp.open(temporary, "wb") as remote:
+                    remote.write(tag_file.content)
+                sftp.posix_rename(temporary, posixpath.join(bag, tag_file.name))
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise self._translate(error, f"commit {package.bag_path}") from None

@@ -1,0 +1,121 @@
+"""Network destinations against real servers: tus (@tus/server), S3 (moto, rclone serve s3), SFTP (rclone)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import bagit
+
+from tests.helpers import harvest_command, snapshot, subprocess_env, write_config
+from tests.integration.conftest import copy_sample
+from tests.integration.servers import (  # noqa: F401 - fixtures
+    TUS_TOKEN,
+    Server,
+    authenticating_server,
+    fetch_bags,
+    server,
+    start_tus,
+)
+
+INSTRUMENT = "TEST-SCOPE-01"
+
+
+def run_scan(tmp_path: Path, server: Server, **environment: str) -> subprocess.CompletedProcess[str]:
+    config = write_config(tmp_path, destinations=[server.destination])
+    env = {**subprocess_env(), **server.environment, **environment}
+    return subprocess.run(
+        harvest_command("scan", "--config", str(config)), capture_output=True, text=True, env=env, timeout=180
+    )
+
+
+def acquisition(tmp_path: Path) -> Path:
+    session = tmp_path / "instrument" / "alice" / "s1"
+    copy_sample("ome-tiff/multifile-master", session)
+    copy_sample("dicom/single/CT_small.dcm", session)
+    (session / "big.raw").write_bytes(os.urandom(12 << 20))  # multipart for S3, several PATCHes for tus
+    return session
+
+
+def test_scan_delivers_verifiable_bags_and_reruns_duplicate_nothing(tmp_path: Path, server: Server) -> None:
+    session = acquisition(tmp_path)
+    before = snapshot(tmp_path / "instrument")
+    result = run_scan(tmp_path, server)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    bags = fetch_bags(server, tmp_path / "fetched")
+    bag_path = bags / INSTRUMENT / "alice" / "s1"
+    bagit.Bag(str(bag_path)).validate()
+    sidecar = json.loads((bag_path / "harvest.json").read_text())
+    assert len(sidecar["files"]) == 7
+    for entry in sidecar["files"]:
+        source = tmp_path / "instrument" / entry["source_path"]
+        assert hashlib.sha256(source.read_bytes()).hexdigest() == entry["sha256"]
+    assert (bag_path / "ro-crate-metadata.json").exists()
+    assert snapshot(tmp_path / "instrument") == before
+
+    stored_before = sorted(path.name for path in server.directory.rglob("*") if path.is_file())
+    again = run_scan(tmp_path, server)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(path.name for path in server.directory.rglob("*") if path.is_file()) == stored_before
+    assert session.exists()
+
+
+def test_rejected_credentials_pause_with_a_hint_and_never_print_the_secret(
+    tmp_path: Path, authenticating_server: Server
+) -> None:
+    server = authenticating_server
+    acquisition(tmp_path)
+    wrong = "wrong-secret-value-8d2f:also-wrong-91c3"
+    variable = next(iter(server.environment))
+    if server.kind == "rclone-sftp":
+        wrong_key = __import__("paramiko").RSAKey.generate(2048)
+        buffer = __import__("io").StringIO()
+        wrong_key.write_private_key(buffer)
+        wrong = buffer.getvalue()
+    result = run_scan(tmp_path, server, **{variable: wrong})
+    assert result.returncode == 1
+    credential = server.destination["credential"]
+    assert f"credentials rejected for {server.destination['name']}" in result.stdout
+    assert f"harvest login {credential}" in result.stdout
+    assert "Traceback" not in result.stderr
+    for fragment in (wrong[:20], "wrong-secret-value", "also-wrong"):
+        assert fragment not in result.stdout + result.stderr
+
+
+def test_tus_retries_injected_server_errors_honouring_retry_after(tmp_path: Path) -> None:
+    tus = start_tus(tmp_path)
+    try:
+        acquisition(tmp_path)
+        (tus.directory / "faults.json").write_text(json.dumps({"status": 503, "count": 3, "retry_after": 1}))
+        result = run_scan(tmp_path, tus)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads((tus.directory / "faults.json").read_text())["count"] == 0
+        (tus.directory / "faults.json").unlink()
+        bagit.Bag(str(fetch_bags(tus, tmp_path / "fetched") / INSTRUMENT / "alice" / "s1")).validate()
+    finally:
+        tus.stop()
+
+
+def test_tus_server_rejects_a_checksum_mismatch(tmp_path: Path) -> None:
+    """The archive's finish hook recomputes SHA-256: a corrupted upload is refused, never accepted."""
+    import requests
+
+    tus = start_tus(tmp_path)
+    try:
+        url = tus.destination["url"]
+        headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {TUS_TOKEN}"}
+        metadata = "sha256 " + __import__("base64").b64encode(b"0" * 64).decode()
+        created = requests.post(url, headers={**headers, "Upload-Length": "5", "Upload-Metadata": metadata}, timeout=10)
+        assert created.status_code == 201
+        upload = requests.compat.urljoin(url, created.headers["Location"])
+        patched = requests.patch(
+            upload, data=b"hello", timeout=10,
+            headers={**headers, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        )  # fmt: skip
+        assert patched.status_code == 460
+    finally:
+        tus.stop()
