@@ -80,7 +80,8 @@ class SftpTransport(DestinationTransport):
         else:
             if self._tofu_path.exists():
                 client.load_host_keys(str(self._tofu_path))
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            # Trust on first use, like ssh: the key is saved and checked on every later connection.
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507
         secret = resolve(self.config.credential).value if self.config.credential else None
         pkey = self._pkey(secret) if secret else None
         try:

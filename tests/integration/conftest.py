@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import DATA, harvest_command, subprocess_env, wait_for
+from tests.integration.servers import authenticating_server, server  # noqa: F401 - fixtures
 
 
 class Daemon:

@@ -12,14 +12,7 @@ import bagit
 
 from tests.helpers import harvest_command, snapshot, subprocess_env, write_config
 from tests.integration.conftest import copy_sample
-from tests.integration.servers import (  # noqa: F401 - fixtures
-    TUS_TOKEN,
-    Server,
-    authenticating_server,
-    fetch_bags,
-    server,
-    start_tus,
-)
+from tests.integration.servers import TUS_TOKEN, Server, fetch_bags, start_tus
 
 INSTRUMENT = "TEST-SCOPE-01"
 
