@@ -208,7 +208,8 @@ class SftpTransport(DestinationTransport):
             with self.sftp().open(staging_path, "r+b" if offset else "wb") as remote:
                 remote.set_pipelined(True)
                 if offset:
-                    remote.truncate(offset)
+                    if (remote.stat().st_size or 0) != offset:
+                        remote.truncate(offset)
                     remote.seek(offset)
                 read_next = stream_chunks(source, item.identity.size_bytes, offset, CHUNK_BYTES)
                 since_checkpoint = 0

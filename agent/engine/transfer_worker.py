@@ -169,8 +169,9 @@ class TransferWorker(threading.Thread):
             self._pause(journal, error)
             return False
         logger.info("destination %s is available again", self.transport.name)
+        # The backoff is kept until a delivery succeeds: a destination that answers
+        # probes but fails every upload must not be retried in a hot loop.
         self.paused_reason = None
-        self._failures = 0
         journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
         return True
 
@@ -189,6 +190,8 @@ class TransferWorker(threading.Thread):
                 # Durable first, journalled second: "verified" is a promise.
                 self.transport.sync()
                 journal.finish_deliveries(results)
+                if any(state == DeliveryState.VERIFIED for _, state, _ in results):
+                    self._failures = 0
         return bool(deliveries)
 
     def _deliver_one(

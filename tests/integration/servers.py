@@ -130,7 +130,9 @@ def start_rclone_sftp(tmp_path: Path, name: str = "nas") -> Server:
     port = free_port()
     process = _start(
         [rclone(), "serve", "sftp", "--addr", f"127.0.0.1:{port}", "--authorized-keys", str(authorized),
-         "--config", "/dev/null", str(directory)],
+         "--config", "/dev/null", "--vfs-cache-mode", "writes", "--vfs-write-back", "0s",
+         "--cache-dir", str(tmp_path / "rclone-cache"),
+         str(directory)],
         port, tmp_path / "rclone-sftp.log",
     )  # fmt: skip
     destination = {
