@@ -188,6 +188,31 @@ def inspect(
         raise typer.Exit(1)
 
 
+@app.command()
+def login(
+    name: Annotated[str, typer.Argument(help="The credential name used in the config (credential: NAME).")],
+) -> None:
+    """Store a destination secret in the OS keyring, typed without echo.
+
+    tus: the bearer token; S3: ACCESS_KEY_ID:SECRET_ACCESS_KEY; SFTP: a password or a private key file path.
+    """
+    import getpass
+
+    from agent import credentials
+
+    secret = getpass.getpass(f"secret for {name} (not shown): ")
+    if not secret:
+        raise _fail(FatalError("nothing entered; the keyring was not changed"))
+    key_path = Path(secret).expanduser()
+    if len(secret) < 4096 and key_path.is_file() and "PRIVATE KEY" in key_path.read_text(errors="replace")[:200]:
+        secret = key_path.read_text()  # an SFTP private key given by its path
+    try:
+        credentials.store(name, secret)
+    except HarvestError as error:
+        raise _fail(error) from None
+    typer.echo(f"stored credential {name!r} in the OS keyring (service {credentials.KEYRING_SERVICE!r})")
+
+
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="The config file to validate.")]) -> None:
     """Validate a config file; print every problem with file:line and key path."""

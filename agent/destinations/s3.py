@@ -214,11 +214,15 @@ class S3Transport(DestinationTransport):
             body = bytes(stream_chunks(source, offset + length, offset, length)())
             control.progress(len(body))
             digest = hashlib.md5(body).digest()  # noqa: S324
-            response = self._call(
-                f"part {number}", "upload_part",
-                Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
-                ContentMD5=base64.b64encode(digest).decode(),
-            )  # fmt: skip
+            try:
+                response = self._call(
+                    f"part {number}", "upload_part",
+                    Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                    ContentMD5=base64.b64encode(digest).decode(),
+                )  # fmt: skip
+            except TransientError:
+                self._note_stuck_part(control, key, upload_id, part_bytes, parts, state)
+                raise
             parts[number] = {"number": str(number), "etag": response["ETag"], "md5": digest.hex()}
             control.save_state(
                 {"upload_id": upload_id, "key": key, "part_bytes": part_bytes, "parts": list(parts.values())}
@@ -234,6 +238,24 @@ class S3Transport(DestinationTransport):
         etag = str(result.get("ETag", "")).strip('"')
         if etag and etag != f"{expected}-{len(ordered)}":
             raise ItemError(f"{self.name}: {remote_key}: multipart ETag {etag} does not match the parts sent")
+
+    def _note_stuck_part(
+        self, control: TransferControl, key: str, upload_id: str, part_bytes: int,
+        parts: dict[int, dict[str, str]], state: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """A part that fails again and again (seen with rclone serve s3 after a connection reset
+        mid-part) can wedge an upload at the server: after two failures, start a new one."""
+        stuck = int(state.get("stuck", 0)) + 1
+        if stuck < 2:
+            state.update({"upload_id": upload_id, "key": key, "part_bytes": part_bytes,
+                          "parts": list(parts.values()), "stuck": stuck})  # fmt: skip
+            control.save_state(state)
+            return
+        control.save_state(None)
+        try:
+            self.abandon({"upload_id": upload_id, "key": key})
+        except (ItemError, TransientError, AuthError):
+            pass  # best effort: the server expires abandoned uploads on its own
 
     def _reconcile(self, key: str, upload_id: str, journalled: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
         """Parts both the server and the journal know, with matching ETags; NoSuchUpload -> start over."""

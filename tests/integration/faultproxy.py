@@ -1,0 +1,108 @@
+"""A fault-injecting TCP proxy between the agent and a real server (127.0.0.1 only).
+
+Faults, each applied once, in order: ``("reset", n)`` closes both sides abruptly after
+*n* more client-to-server bytes; ``("stall", seconds)`` stops forwarding for a while;
+``("truncate", n)`` forwards only *n* bytes of the next server reply, then closes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections import deque
+
+
+class FaultProxy:
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.faults: deque[tuple[str, float]] = deque()
+        self.applied: list[str] = []
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port = int(self._listener.getsockname()[1])
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def add(self, kind: str, amount: float) -> None:
+        with self._lock:
+            self.faults.append((kind, amount))
+
+    def _next_fault(self, kinds: tuple[str, ...]) -> tuple[str, float] | None:
+        with self._lock:
+            if self.faults and self.faults[0][0] in kinds:
+                fault = self.faults.popleft()
+                self.applied.append(fault[0])
+                return fault
+        return None
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            for source, target, direction in ((client, upstream, "up"), (upstream, client, "down")):
+                thread = threading.Thread(target=self._pump, args=(source, target, direction), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    @staticmethod
+    def _reset(*sockets: socket.socket) -> None:
+        for sock in sockets:
+            try:  # SO_LINGER 0: the peer sees a connection reset, not a clean close
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            except OSError:
+                pass
+
+    def _pump(self, source: socket.socket, target: socket.socket, direction: str) -> None:
+        budget: float | None = None
+        try:
+            while not self._stop.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                if direction == "up":
+                    if budget is None:
+                        fault = self._next_fault(("reset", "stall"))
+                        if fault and fault[0] == "stall":
+                            time.sleep(fault[1])
+                        elif fault:
+                            budget = fault[1]
+                    if budget is not None:
+                        if len(data) >= budget:
+                            target.sendall(data[: int(budget)])
+                            self._reset(source, target)
+                            return
+                        budget -= len(data)
+                else:
+                    fault = self._next_fault(("truncate",))
+                    if fault:
+                        target.sendall(data[: int(fault[1])])
+                        self._reset(source, target)
+                        return
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._accepting.join(timeout=5)
