@@ -7,6 +7,7 @@ Faults, each applied once, in order: ``("reset", n)`` closes both sides abruptly
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -97,10 +98,8 @@ class FaultProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stop.set()
