@@ -13,6 +13,7 @@ the same SHA-256 and size is not sent again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 from typing import Any
@@ -252,10 +253,9 @@ class S3Transport(DestinationTransport):
             control.save_state(state)
             return
         control.save_state(None)
-        try:
+        # Best effort: servers expire abandoned uploads on their own.
+        with contextlib.suppress(ItemError, TransientError, AuthError):
             self.abandon({"upload_id": upload_id, "key": key})
-        except (ItemError, TransientError, AuthError):
-            pass  # best effort: the server expires abandoned uploads on its own
 
     def _reconcile(self, key: str, upload_id: str, journalled: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
         """Parts both the server and the journal know, with matching ETags; NoSuchUpload -> start over."""
