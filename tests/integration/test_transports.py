@@ -112,3 +112,21 @@ def test_tus_server_rejects_a_checksum_mismatch(tmp_path: Path) -> None:
         assert patched.status_code == 460
     finally:
         tus.stop()
+
+
+def test_destinations_are_tracked_independently(tmp_path: Path) -> None:
+    tus = start_tus(tmp_path, name="facility")
+    try:
+        acquisition(tmp_path)
+        missing_share = {"name": "nas-share", "type": "filesystem", "path": str(tmp_path / "not-mounted")}
+        config = write_config(tmp_path, destinations=[tus.destination, missing_share])
+        result = subprocess.run(
+            harvest_command("scan", "--config", str(config)),
+            capture_output=True, text=True, env={**subprocess_env(), **tus.environment}, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert "destination nas-share unavailable" in result.stdout
+        assert "not committed at facility" not in result.stdout
+        bagit.Bag(str(fetch_bags(tus, tmp_path / "fetched") / INSTRUMENT / "alice" / "s1")).validate()
+    finally:
+        tus.stop()

@@ -77,7 +77,9 @@ def test_bad_template_and_unknown_destination_type() -> None:
     problems = problems_of(MINIMAL.replace('"{operator}/{session}"', '"{operator}/{session"'))
     assert "stray brace" in problems[0] and problems[0].startswith("c.yaml:12: watch[0].dataset")
     problems = problems_of(MINIMAL.replace("type: filesystem", "type: ftp"))
-    assert problems == ["c.yaml:20: destinations[0].type: unknown type 'ftp'; expected one of: 'filesystem'"]
+    assert problems == [
+        "c.yaml:20: destinations[0].type: unknown type 'ftp'; expected one of: 'filesystem', 'tus', 's3', 'sftp'"
+    ]
 
 
 def test_invalid_yaml_is_one_located_problem() -> None:
