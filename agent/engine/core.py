@@ -29,6 +29,7 @@ from agent.engine.transfer_worker import TransferWorker
 from agent.filters import PathFilter
 from agent.hashing import identity_of
 from agent.journal import FileRecord, FileState, Journal, SettledFile
+from agent.lock import StateDirLock
 from agent.settle import Candidate, SettleTracker
 from agent.watch import Found, RootWatcher, relative_posix, scan_tree
 
@@ -57,6 +58,8 @@ class Engine:
         self.config = config
         self.oneshot = oneshot
         self.stop_event = threading.Event()
+        self._lock = StateDirLock(config.state_dir)
+        self._lock.acquire()
         self._hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
         self._roots = [_Root(rule, self._hints) for rule in config.watch]
         self._use_watchers = watch and not oneshot
@@ -139,6 +142,7 @@ class Engine:
             worker.join(timeout=30)
         self._journal.set_facts({"stopped_at": str(time.time()), "settling": "0"})
         self._journal.close()
+        self._lock.release()
 
     def _start_watcher(self, root: _Root) -> None:
         try:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import bagit
 
-from tests.helpers import snapshot, wait_for, write_config
+from tests.helpers import harvest_command, snapshot, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, copy_sample, harvest_json, wait_for_revision
 
 DaemonFactory = Callable[[Path], Daemon]
@@ -176,3 +177,24 @@ def test_sigkill_mid_copy_resumes_from_last_durable_offset(tmp_path: Path, daemo
     assert f"resuming TEST-SCOPE-01/erin/big/data/volume.raw from byte {durable}" in restarted.log()
     assert restarted.stop() == 0
     assert snapshot(tmp_path / "instrument") == before
+
+
+def test_a_second_agent_on_the_same_state_dir_is_refused(tmp_path: Path, daemon_factory: DaemonFactory) -> None:
+    (tmp_path / "instrument").mkdir()
+    (tmp_path / "archive").mkdir()
+    config = write_config(tmp_path)
+    daemon = daemon_factory(config).start()
+    wait_for(daemon.running, what="agent running", timeout=20)
+    second = subprocess.run(
+        harvest_command("scan", "--config", str(config)), capture_output=True, text=True, env=subprocess_env(),
+        timeout=60,
+    )  # fmt: skip
+    assert second.returncode == 2
+    assert f"another harvest agent (pid {daemon.process.pid if daemon.process else ''})" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert daemon.stop() == 0
+    again = subprocess.run(
+        harvest_command("scan", "--config", str(config)), capture_output=True, text=True, env=subprocess_env(),
+        timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
