@@ -167,7 +167,7 @@ class TusDestination(_NetworkDestination):
     url: Annotated[str, Field(pattern=r"^https?://", description="the tus endpoint, e.g. https://host/files/")]
     ca_bundle: Path | None = Field(default=None, description="CA bundle for TLS verification (default: system)")
     chunk_bytes: Annotated[int, Field(ge=64 << 10)] = Field(
-        default=8 << 20, description="bytes per PATCH request (each acknowledged chunk is a resume point)"
+        default=64 << 20, description="bytes per PATCH request, streamed (each acknowledged chunk is a resume point)"
     )
 
 
@@ -182,6 +182,9 @@ class S3Destination(_NetworkDestination):
     ca_bundle: Path | None = Field(default=None, description="CA bundle for TLS verification (default: system)")
     part_bytes: Annotated[int, Field(ge=5 << 20)] = Field(
         default=16 << 20, description="multipart part size; smaller files are sent with one PUT"
+    )
+    concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=4, description="parts of one file in flight at once (memory: concurrency x part_bytes)"
     )
 
 

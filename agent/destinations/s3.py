@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import os
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 import boto3
@@ -205,30 +206,48 @@ class S3Transport(DestinationTransport):
             done = sum(min(part_bytes, size - (number - 1) * part_bytes) for number in parts)
             control.started(remote_key, done)
         part_count = (size + part_bytes - 1) // part_bytes
-        for number in range(1, part_count + 1):
-            if number in parts:
-                continue
-            if control.should_stop():
-                raise StopRequested
+        missing = [number for number in range(1, part_count + 1) if number not in parts]
+
+        def send_part(number: int) -> dict[str, str]:
+            # os.pread: parts are read concurrently from one descriptor without seeking.
             offset = (number - 1) * part_bytes
-            length = min(part_bytes, size - offset)
-            body = bytes(stream_chunks(source, offset + length, offset, length)())
+            body = os.pread(source, min(part_bytes, size - offset), offset)
             control.progress(len(body))
             digest = hashlib.md5(body).digest()  # noqa: S324
-            try:
-                response = self._call(
-                    f"part {number}", "upload_part",
-                    Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
-                    ContentMD5=base64.b64encode(digest).decode(),
-                )  # fmt: skip
-            except TransientError:
-                self._note_stuck_part(control, key, upload_id, part_bytes, parts, state)
-                raise
-            parts[number] = {"number": str(number), "etag": response["ETag"], "md5": digest.hex()}
-            control.save_state(
-                {"upload_id": upload_id, "key": key, "part_bytes": part_bytes, "parts": list(parts.values())}
-            )
-            control.checkpoint(min(size, number * part_bytes))
+            response = self._call(
+                f"part {number}", "upload_part",
+                Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                ContentMD5=base64.b64encode(digest).decode(),
+            )  # fmt: skip
+            return {"number": str(number), "etag": response["ETag"], "md5": digest.hex()}
+
+        # A few parts in flight at once (memory: concurrency x part_bytes); each
+        # acknowledged part is journalled as it completes, in whatever order.
+        with ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix=f"s3-{self.name}") as pool:
+            pending = {pool.submit(send_part, number) for number in missing[: self.config.concurrency]}
+            queued = iter(missing[self.config.concurrency :])
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        part = future.result()
+                    except TransientError:
+                        for other in pending:
+                            other.cancel()
+                        self._note_stuck_part(control, key, upload_id, part_bytes, parts, state)
+                        raise
+                    parts[int(part["number"])] = part
+                    control.save_state(
+                        {"upload_id": upload_id, "key": key, "part_bytes": part_bytes, "parts": list(parts.values())}
+                    )
+                    control.checkpoint(min(size, len(parts) * part_bytes))
+                    if control.should_stop():
+                        for other in pending:
+                            other.cancel()
+                        raise StopRequested
+                    following = next(queued, None)
+                    if following is not None:
+                        pending.add(pool.submit(send_part, following))
         ordered = [parts[number] for number in sorted(parts)]
         result = self._call(
             "complete multipart upload", "complete_multipart_upload",
