@@ -66,6 +66,8 @@ class DestinationTransport(ABC):
     """A place datasets are archived to."""
 
     name: str
+    #: Small files (no journal writes while in flight) this transport can send at once.
+    parallel_small_files: int = 1
 
     @abstractmethod
     def probe(self) -> None:

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -41,6 +42,8 @@ class S3Transport(DestinationTransport):
         self.config = config
         self._client: Any = None
         self._uncommitted: set[str] = set()
+        self._uncommit_lock = threading.Lock()
+        self.parallel_small_files = config.concurrency
 
     # ----- errors: the one place botocore exceptions become the agent's ---------------
 
@@ -161,11 +164,12 @@ class S3Transport(DestinationTransport):
 
     def _uncommit(self, bag_path: str) -> None:
         """Before a committed bag changes, delete its manifest objects: it is no longer complete."""
-        if bag_path in self._uncommitted:
-            return
-        for name in ("tagmanifest-sha256.txt", "manifest-sha256.txt"):
-            self._call("uncommit", "delete_object", Bucket=self.config.bucket, Key=self._key(f"{bag_path}/{name}"))
-        self._uncommitted.add(bag_path)
+        with self._uncommit_lock:
+            if bag_path in self._uncommitted:
+                return
+            for name in ("tagmanifest-sha256.txt", "manifest-sha256.txt"):
+                self._call("uncommit", "delete_object", Bucket=self.config.bucket, Key=self._key(f"{bag_path}/{name}"))
+            self._uncommitted.add(bag_path)
 
     def _put(self, key: str, body: bytes, metadata: dict[str, str]) -> None:
         digest = hashlib.md5(body).digest()  # noqa: S324 - Content-MD5 is what S3 verifies

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,26 @@ from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 512
+SMALL_FILE_BYTES = 8 << 20
+
+
+class _SerialJournal:
+    """One journal connection shared by threads: one method call at a time."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._journal, name)
+
+        def locked(*arguments: Any, **keywords: Any) -> Any:
+            with self._lock:
+                return method(*arguments, **keywords)
+
+        return locked
+
+
 MAX_ATTEMPTS = 3
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
@@ -180,8 +201,14 @@ class TransferWorker(threading.Thread):
     def _deliver_batch(self, journal: Journal) -> bool:
         deliveries = journal.deliveries_to_send(self.transport.name, BATCH_SIZE)
         results: list[tuple[DeliveryRecord, DeliveryState, str | None]] = []
+        parallel = self.transport.parallel_small_files
+        small = [d for d in deliveries if parallel > 1 and d.file.identity.size_bytes < SMALL_FILE_BYTES]
         try:
+            if small:
+                self._deliver_in_parallel(journal, small, parallel, results)
             for delivery in deliveries:
+                if delivery in small:
+                    continue
                 outcome = self._deliver_one(journal, delivery)
                 if outcome is not None:
                     results.append(outcome)
@@ -193,6 +220,33 @@ class TransferWorker(threading.Thread):
                 if any(state == DeliveryState.VERIFIED for _, state, _ in results):
                     self._failures = 0
         return bool(deliveries)
+
+    def _deliver_in_parallel(
+        self,
+        journal: Journal,
+        deliveries: list[DeliveryRecord],
+        parallel: int,
+        results: list[tuple[DeliveryRecord, DeliveryState, str | None]],
+    ) -> None:
+        """Small files to a network store, several at once (latency, not bandwidth, bounds them).
+
+        Small files journal nothing while in flight; the few journal calls of the error
+        paths are serialised. Every delivery that finished is kept even when another failed.
+        """
+        shared = _SerialJournal(journal)
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"send-{self.transport.name}") as pool:
+            futures = [pool.submit(self._deliver_one, shared, delivery) for delivery in deliveries]  # type: ignore[arg-type]
+            for future in futures:
+                try:
+                    outcome = future.result()
+                except (TransientError, AuthError, StopRequested) as error:
+                    failure = failure or error
+                    continue
+                if outcome is not None:
+                    results.append(outcome)
+        if failure is not None:
+            raise failure
 
     def _deliver_one(
         self, journal: Journal, delivery: DeliveryRecord
