@@ -50,6 +50,14 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float 
         time.sleep(interval)
 
 
+def stays_false(condition: Callable[[], object], seconds: float, what: str, interval: float = 0.1) -> None:
+    """Assert that *condition* stays falsy for *seconds* (e.g. a dataset must not close yet)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not condition(), what
+        time.sleep(interval)
+
+
 def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
     """Every file under *root*: (sha256, size, mtime_ns), to prove the source is untouched."""
     result = {}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import bagit
 from rocrate.rocrate import ROCrate
 
-from tests.helpers import harvest_command, subprocess_env, wait_for, write_config
+from tests.helpers import harvest_command, stays_false, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, copy_sample, harvest_json, wait_for_revision
 from tests.unit.test_bagit_package import validate_harvest_json
 from tests.unit.test_extract import CANARIES, with_canaries
@@ -81,10 +80,8 @@ def test_fileset_waits_for_every_member(tmp_path: Path, daemon_factory: DaemonFa
         copy_sample(f"ome-tiff/multifile-master/multifile-Z{index}.ome.tiff", session)
     wait_for(lambda: daemon.status()["files"]["hashed"] == 2, what="two members hashed")
     bag = tmp_path / "archive/TEST-SCOPE-01/bob/zstack"
-    deadline = time.monotonic() + 3  # six idle periods: an incomplete fileset must not close
-    while time.monotonic() < deadline:
-        assert not bag_committed(bag), "fileset committed with members missing"
-        time.sleep(0.1)
+    # Six idle periods: an incomplete fileset must not close.
+    stays_false(lambda: bag_committed(bag), 3, "fileset committed with members missing")
     for index in (3, 4, 5):
         copy_sample(f"ome-tiff/multifile-master/multifile-Z{index}.ome.tiff", session)
     sidecar = wait_for_revision(bag, 1)
