@@ -123,7 +123,18 @@ class Scan(StrictModel):
     )
 
 
-class FilesystemDestination(StrictModel):
+class _RateLimited(StrictModel):
+    bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _rate_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value
+
+
+class FilesystemDestination(_RateLimited):
     """A local folder or a mounted archive share (SMB/NFS)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name used in status and logs")]
@@ -132,32 +143,16 @@ class FilesystemDestination(StrictModel):
     checkpoint_bytes: Annotated[int, Field(ge=1 << 20)] = Field(
         default=64 << 20, description="a large copy is made durable and journalled every this many bytes"
     )
-    bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
-
-    @field_validator("bandwidth")
-    @classmethod
-    def _rate_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_rate(value)
-        return value
 
 
-class _NetworkDestination(StrictModel):
+class _NetworkDestination(_RateLimited):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name used in status and logs")]
     credential: str | None = Field(
         default=None,
         description="name of the secret: $HARVEST_CREDENTIAL_<NAME>, $CREDENTIALS_DIRECTORY/<NAME>, or the"
         " OS keyring (harvest login NAME)",
     )
-    bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
     timeout_seconds: Annotated[float, Field(gt=0)] = Field(default=60.0, description="network timeout")
-
-    @field_validator("bandwidth")
-    @classmethod
-    def _rate_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_rate(value)
-        return value
 
 
 class TusDestination(_NetworkDestination):

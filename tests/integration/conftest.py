@@ -95,6 +95,17 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[[Path], Daemon]]:
             daemon.process.wait()
 
 
+def run_scan(config_path: Path) -> subprocess.CompletedProcess[str]:
+    """``harvest scan`` as a subprocess, output captured."""
+    return subprocess.run(
+        harvest_command("scan", "--config", str(config_path)),
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+
+
 def copy_sample(relative: str, target: Path) -> Path:
     """Copy a sample file or folder from tests/data to *target* (a folder)."""
     source = DATA / relative

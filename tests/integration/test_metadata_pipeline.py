@@ -12,21 +12,11 @@ import bagit
 from rocrate.rocrate import ROCrate
 
 from tests.helpers import harvest_command, stays_false, subprocess_env, wait_for, write_config
-from tests.integration.conftest import Daemon, bag_committed, copy_sample, harvest_json, wait_for_revision
+from tests.integration.conftest import Daemon, bag_committed, copy_sample, harvest_json, run_scan, wait_for_revision
 from tests.unit.test_bagit_package import validate_harvest_json
 from tests.unit.test_extract import CANARIES, with_canaries
 
 DaemonFactory = Callable[[Path], Daemon]
-
-
-def scan(config_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        harvest_command("scan", "--config", str(config_path)),
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=120,
-    )
 
 
 def test_bag_carries_metadata_and_a_valid_ro_crate(tmp_path: Path) -> None:
@@ -35,7 +25,7 @@ def test_bag_carries_metadata_and_a_valid_ro_crate(tmp_path: Path) -> None:
     copy_sample("dicom/single/CT_small.dcm", session)
     (session / "notes.txt").write_text("acquisition notes")
     (tmp_path / "archive").mkdir()
-    result = scan(write_config(tmp_path))
+    result = run_scan(write_config(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
 
     bag_path = tmp_path / "archive/TEST-SCOPE-01/alice/zeiss"
@@ -97,7 +87,7 @@ def test_fileset_closed_incomplete_names_missing_members(tmp_path: Path) -> None
     for name in ("multifile.companion.ome", "multifile-Z1.ome.tiff", "multifile-Z2.ome.tiff"):
         copy_sample(f"ome-tiff/multifile-companion/{name}", session)
     (tmp_path / "archive").mkdir()
-    result = scan(write_config(tmp_path))
+    result = run_scan(write_config(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     sidecar = harvest_json(tmp_path / "archive/TEST-SCOPE-01/carol/companion")
     assert len(sidecar["files"]) == 3
@@ -146,7 +136,7 @@ def test_patient_data_never_leaves_the_payload(tmp_path: Path) -> None:
         with_canaries(path, session / path.name)
     (tmp_path / "archive").mkdir()
     config = write_config(tmp_path)
-    result = scan(config)
+    result = run_scan(config)
     assert result.returncode == 0, result.stdout + result.stderr
     status = subprocess.run(
         harvest_command("status", "--json", "--config", str(config)),
@@ -185,7 +175,7 @@ def test_malformed_files_are_harvested_or_quarantined_as_the_rule_says(tmp_path:
         {"path": str(tmp_path / "hold"), "name": "hold", "dataset": "{operator}/{session}", "malformed": "quarantine"},
     ]
     destinations = [{"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive")}]
-    result = scan(write_config(tmp_path, watch=watch, destinations=destinations))
+    result = run_scan(write_config(tmp_path, watch=watch, destinations=destinations))
     assert result.returncode == 1  # the quarantined file is reported as an item failure
     assert "quarantined (malformed" in result.stdout
     kept_bag = tmp_path / "archive/TEST-SCOPE-01/keep/erin/s1"

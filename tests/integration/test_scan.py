@@ -11,17 +11,7 @@ from pathlib import Path
 import bagit
 
 from tests.helpers import harvest_command, snapshot, subprocess_env, write_config
-from tests.integration.conftest import copy_sample, harvest_json
-
-
-def run_scan(config_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        harvest_command("scan", "--config", str(config_path)),
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=120,
-    )
+from tests.integration.conftest import copy_sample, harvest_json, run_scan
 
 
 def test_scan_archives_samples_as_valid_bags_and_leaves_source_untouched(tmp_path: Path) -> None:
