@@ -30,12 +30,14 @@ from agent.filters import PathFilter
 from agent.hashing import identity_of
 from agent.journal import FileRecord, FileState, Journal, SettledFile
 from agent.lock import StateDirLock
+from agent.notify import Notifier
 from agent.settle import Candidate, SettleTracker
 from agent.watch import Found, RootWatcher, relative_posix, scan_tree
 
 logger = logging.getLogger(__name__)
 SCAN_SLICE = 2000
 HEARTBEAT_SECONDS = 2.0
+HUNG_WORKER_SECONDS = 120.0
 WATCHER_CHECK_SECONDS = 5.0
 
 
@@ -60,6 +62,7 @@ class Engine:
         self.stop_event = threading.Event()
         self._lock = StateDirLock(config.state_dir)
         self._lock.acquire()
+        self._notifier = Notifier() if not oneshot else Notifier(address="")
         self._hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
         self._roots = [_Root(rule, self._hints) for rule in config.watch]
         self._use_watchers = watch and not oneshot
@@ -121,6 +124,7 @@ class Engine:
         for worker in self._transfer_workers:
             worker.start()
         self._start_scans()
+        self._notifier.ready(self._status_line())
         try:
             while not self.stop_event.is_set():
                 self._tick()
@@ -133,6 +137,7 @@ class Engine:
         return 0
 
     def _shutdown(self) -> None:
+        self._notifier.stopping()
         for root in self._roots:
             root.watcher.stop()
         self._hash_worker.wake.set()
@@ -168,6 +173,22 @@ class Engine:
         if now >= self._next_heartbeat:
             self._journal.set_facts({"heartbeat_at": str(time.time()), "settling": str(len(self._tracker))})
             self._next_heartbeat = now + HEARTBEAT_SECONDS
+            self._notifier.status(self._status_line())
+            if self._notifier.watchdog_interval_seconds is not None and self.workers_healthy():
+                self._notifier.watchdog()
+
+    def workers_healthy(self) -> bool:
+        """Every worker thread alive with a recent heartbeat (else systemd's watchdog restarts us)."""
+        limit = max(HUNG_WORKER_SECONDS, 4 * (self._notifier.watchdog_interval_seconds or 0))
+        now = time.monotonic()
+        workers: list[HashWorker | TransferWorker] = [self._hash_worker, *self._transfer_workers]
+        return all(worker.is_alive() and now - worker.heartbeat < limit for worker in workers if not
+                   getattr(worker, "gave_up", False))  # fmt: skip
+
+    def _status_line(self) -> str:
+        paused = [worker.transport.name for worker in self._transfer_workers if worker.paused_reason]
+        text = f"{len(self._tracker)} settling"
+        return text + (f"; paused: {', '.join(paused)}" if paused else "; destinations active")
 
     def _wait(self) -> None:
         if self._scans:

@@ -61,6 +61,10 @@ class HashWorker(threading.Thread):
             self.busy = False
             journal.close()
 
+    def _beat_and_check_stop(self) -> bool:
+        self.heartbeat = time.monotonic()  # hashing a large file is progress, not a hang
+        return self._stop_event.is_set()
+
     @staticmethod
     def _metadata(path: Path) -> tuple[str | None, str | None]:
         """Header-only metadata, read right after hashing while the file is in the page cache.
@@ -86,7 +90,7 @@ class HashWorker(threading.Thread):
                     path,
                     record.identity,
                     follow_symlinks=self._follow_symlinks_by_root.get(record.root, False),
-                    should_stop=self._stop_event.is_set,
+                    should_stop=self._beat_and_check_stop,
                 )
             except SourceChangedError as error:
                 logger.info("%s", error)

@@ -265,7 +265,7 @@ class TransferWorker(threading.Thread):
             instrument_id=self._config.instrument.id,
             dataset_key=delivery.dataset_key,
         )
-        control = _Control(journal, delivery, self._stop_event, on_progress=self._limiter.consume)
+        control = _Control(journal, delivery, self._stop_event, on_progress=self._progress)
         try:
             self.transport.deliver(item, control)
         except SourceChangedError as error:
@@ -288,6 +288,10 @@ class TransferWorker(threading.Thread):
             state = DeliveryState.FAILED if attempts + 1 >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))
         return (delivery, DeliveryState.VERIFIED, None)
+
+    def _progress(self, sent_bytes: int) -> None:
+        self.heartbeat = time.monotonic()  # a long upload is progress, not a hang
+        self._limiter.consume(sent_bytes)
 
     def _terminate_abandoned(self, journal: Journal) -> None:
         for upload_id, state in journal.abandoned_uploads(self.transport.name):
