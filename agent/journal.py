@@ -27,141 +27,36 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from agent.errors import JournalError
+from agent.journal_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    DatasetState,
+    DeliveryState,
+    DestinationHealth,
+    FileState,
+)
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
-
-class FileState(StrEnum):
-    SETTLED = "settled"
-    HASHED = "hashed"
-    STALE = "stale"
-    IGNORED = "ignored"
-    FAILED = "failed"
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    VERIFIED = "verified"
-    FAILED = "failed"
-
-
-class DatasetState(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class DestinationHealth(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"
-
-
-def _check(column: str, states: type[StrEnum]) -> str:
-    allowed = ", ".join(f"'{state.value}'" for state in states)
-    return f"CHECK ({column} IN ({allowed}))"
-
-
-MIGRATIONS: list[str] = [
-    f"""
-    CREATE TABLE datasets (
-        id INTEGER PRIMARY KEY,
-        root TEXT NOT NULL,
-        dataset_key TEXT NOT NULL,
-        fields_json TEXT NOT NULL,
-        state TEXT NOT NULL {_check("state", DatasetState)},
-        revision INTEGER NOT NULL DEFAULT 1,
-        opened_at REAL NOT NULL,
-        closed_at REAL,
-        close_reason TEXT,
-        UNIQUE (root, dataset_key)
-    );
-    CREATE TABLE files (
-        id INTEGER PRIMARY KEY,
-        dataset_id INTEGER REFERENCES datasets (id),
-        root TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        path_in_dataset TEXT,
-        path_nfc TEXT,
-        dev INTEGER NOT NULL,
-        ino INTEGER NOT NULL,
-        size_bytes INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        version INTEGER NOT NULL DEFAULT 1,
-        state TEXT NOT NULL {_check("state", FileState)},
-        sha256 TEXT,
-        error TEXT,
-        updated_at REAL NOT NULL,
-        UNIQUE (root, rel_path)
-    );
-    CREATE INDEX files_by_state ON files (state);
-    CREATE INDEX files_by_dataset ON files (dataset_id, path_nfc);
-    CREATE TABLE deliveries (
-        file_id INTEGER NOT NULL REFERENCES files (id),
-        destination TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        state TEXT NOT NULL {_check("state", DeliveryState)},
-        offset_bytes INTEGER NOT NULL DEFAULT 0,
-        resumed_from_bytes INTEGER,
-        resumes INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        remote_key TEXT,
-        error TEXT,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (file_id, destination)
-    );
-    CREATE INDEX deliveries_by_state ON deliveries (destination, state);
-    CREATE TABLE commits (
-        dataset_id INTEGER NOT NULL REFERENCES datasets (id),
-        destination TEXT NOT NULL,
-        revision INTEGER NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('committed', 'uncommitted')),
-        committed_at REAL,
-        PRIMARY KEY (dataset_id, destination)
-    );
-    CREATE TABLE errors (
-        id INTEGER PRIMARY KEY,
-        at REAL NOT NULL,
-        kind TEXT NOT NULL,
-        path TEXT,
-        destination TEXT,
-        message TEXT NOT NULL
-    );
-    CREATE TABLE destinations (
-        name TEXT PRIMARY KEY,
-        state TEXT NOT NULL {_check("state", DestinationHealth)},
-        reason TEXT,
-        next_retry_at REAL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE agent (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    # 2: metadata extracted at acquisition time, stored per file version.
-    """
-    ALTER TABLE files ADD COLUMN metadata_json TEXT;
-    ALTER TABLE datasets ADD COLUMN warnings_json TEXT NOT NULL DEFAULT '[]';
-    """,
-    # 3: transport resume state (tus upload URL, S3 upload id and parts, ...) and uploads
-    # left behind by a superseded file version, to be terminated at the destination.
-    """
-    ALTER TABLE deliveries ADD COLUMN remote_state TEXT;
-    CREATE TABLE abandoned_uploads (
-        id INTEGER PRIMARY KEY,
-        destination TEXT NOT NULL,
-        remote_state TEXT NOT NULL,
-        at REAL NOT NULL
-    );
-    """,
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "DatasetRecord",
+    "DatasetState",
+    "DeliveryRecord",
+    "DeliveryState",
+    "DestinationHealth",
+    "FileIdentity",
+    "FileRecord",
+    "FileState",
+    "Journal",
+    "SettledFile",
 ]
 
-SCHEMA_VERSION = len(MIGRATIONS)
 ERRORS_KEPT = 1000
 
 

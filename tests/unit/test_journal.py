@@ -101,3 +101,24 @@ def test_checkpoint_and_resume_offset_survive_reopen(tmp_path: Path) -> None:
     again = reopened.deliveries_to_send("archive", 1)[0]
     assert again.state == DeliveryState.SENDING and again.offset_bytes == 600
     reopened.close()
+
+
+def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
+    from agent.journal import MIGRATIONS
+
+    connection = sqlite3.connect(tmp_path / JOURNAL_FILE_NAME)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            connection.execute(statement)
+    connection.execute(
+        "INSERT INTO files (root, rel_path, dev, ino, size_bytes, mtime_ns, state, updated_at)"
+        " VALUES ('/r', 'a/b/c.tif', 1, 2, 3, 4, 'ignored', 0)"
+    )
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    journal = Journal(tmp_path)
+    assert journal.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION > 1
+    assert journal.query("SELECT rel_path, metadata_json FROM files") == [("a/b/c.tif", None)]
+    assert journal.query("SELECT COUNT(*) FROM abandoned_uploads") == [(0,)]
+    journal.close()
