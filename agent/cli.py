@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+service_app = typer.Typer(help="Run as an operating-system service.", no_args_is_help=True)
+app.add_typer(service_app, name="service")
 
 ConfigOption = Annotated[
     Path | None,
@@ -228,6 +230,26 @@ def config_check(file: Annotated[Path, typer.Argument(help="The config file to v
         f"{file}: OK (instrument {config.instrument.id}, {len(config.watch)} watched root(s),"
         f" {len(config.destinations)} destination(s))"
     )
+
+
+@service_app.command("render")
+def service_render(
+    config_path: ConfigOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Folder to write harvest-agent.service.d/paths.conf into.")
+    ] = None,
+) -> None:
+    """Print (or write) the systemd drop-in that makes the watched roots read-only for the service."""
+    from agent.service import DROP_IN_NAME, render_drop_in
+
+    text = render_drop_in(_load(config_path))
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    target = output / DROP_IN_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {target}; run `systemctl daemon-reload` and restart harvest-agent")
 
 
 def entry_point() -> None:
