@@ -390,6 +390,15 @@ class Journal:
                 ),
             )  # fmt: skip
 
+    def remote_states(self, destination: str) -> list[dict[str, Any]]:
+        """Resume states of deliveries still in progress at *destination*."""
+        rows = self._db.execute(
+            "SELECT remote_state FROM deliveries WHERE destination = ? AND remote_state IS NOT NULL"
+            " AND state != 'verified'",
+            (destination,),
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
     def abandoned_uploads(self, destination: str, limit: int = 20) -> list[tuple[int, dict[str, Any]]]:
         rows = self._db.execute(
             "SELECT id, remote_state FROM abandoned_uploads WHERE destination = ? ORDER BY id LIMIT ?",

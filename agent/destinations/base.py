@@ -85,5 +85,11 @@ class DestinationTransport(ABC):
     def commit(self, package: DatasetPackage) -> None:
         """Write the package's tag files, manifests last: the bag is then complete."""
 
+    def abort_orphans(self, known_states: list[dict[str, Any]], scope: str) -> int:
+        """Terminate unfinished uploads under *scope* (this instrument's folder) that the
+        journal does not know: left when the agent crashed between creating an upload and
+        journalling it. Returns how many were terminated (default: cannot list them)."""
+        return 0
+
     def abandon(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Terminate an unfinished upload a newer file version superseded (default: nothing)."""

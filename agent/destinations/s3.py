@@ -303,6 +303,19 @@ class S3Transport(DestinationTransport):
         server = {int(part["PartNumber"]): part["ETag"] for part in listed.get("Parts", [])}
         return {number: part for number, part in journalled.items() if server.get(number) == part["etag"]}
 
+    def abort_orphans(self, known_states: list[dict[str, Any]], scope: str) -> int:
+        known = {state.get("upload_id") for state in known_states}
+        try:
+            listed = self.client().list_multipart_uploads(Bucket=self.config.bucket, Prefix=self._key(f"{scope}/"))
+        except (ClientError, BotoCoreError):
+            return 0  # the server cannot list uploads: it must expire them itself
+        aborted = 0
+        for upload in listed.get("Uploads", []):
+            if upload["UploadId"] not in known:
+                self.abandon({"upload_id": upload["UploadId"], "key": upload["Key"]})
+                aborted += 1
+        return aborted
+
     def abandon(self, state: dict[str, Any]) -> None:
         upload_id, key = state.get("upload_id"), state.get("key")
         if upload_id and key:

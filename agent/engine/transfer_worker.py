@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.bandwidth import RateLimiter, parse_rate
-from agent.config.models import AgentConfig
+from agent.config.models import AgentConfig, safe_component
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
 from agent.journal import (
@@ -137,6 +137,7 @@ class TransferWorker(threading.Thread):
         journal = Journal(self._config.state_dir)
         try:
             journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
+            self._abort_orphans(journal)
             while not self._stop_event.is_set():
                 self.heartbeat = time.monotonic()
                 if self.paused_reason is not None and not self._try_resume(journal):
@@ -288,6 +289,17 @@ class TransferWorker(threading.Thread):
             state = DeliveryState.FAILED if attempts + 1 >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))
         return (delivery, DeliveryState.VERIFIED, None)
+
+    def _abort_orphans(self, journal: Journal) -> None:
+        """Once per start: uploads the server holds but the journal never recorded."""
+        try:
+            scope = safe_component(self._config.instrument.id)
+            aborted = self.transport.abort_orphans(journal.remote_states(self.transport.name), scope)
+        except (TransientError, AuthError, ItemError) as error:
+            logger.info("could not look for orphaned uploads at %s: %s", self.transport.name, error)
+            return
+        if aborted:
+            logger.info("aborted %d orphaned upload(s) at %s", aborted, self.transport.name)
 
     def _progress(self, sent_bytes: int) -> None:
         self.heartbeat = time.monotonic()  # a long upload is progress, not a hang

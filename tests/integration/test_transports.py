@@ -130,3 +130,26 @@ def test_destinations_are_tracked_independently(tmp_path: Path) -> None:
         bagit.Bag(str(fetch_bags(tus, tmp_path / "fetched") / INSTRUMENT / "alice" / "s1")).validate()
     finally:
         tus.stop()
+
+
+def test_orphaned_multipart_uploads_are_aborted(tmp_path: Path) -> None:
+    from tests.integration.servers import s3_client, start_moto
+
+    moto = start_moto(tmp_path)
+    try:
+        client = s3_client(moto.destination["endpoint_url"])
+        # As if the agent crashed between creating an upload and journalling it.
+        orphan = client.create_multipart_upload(Bucket="imaging", Key="lsm980/TEST-SCOPE-01/x/y/data/big.raw")
+        # Another instrument sharing the bucket and prefix: its uploads are not ours to abort.
+        unrelated = client.create_multipart_upload(Bucket="imaging", Key="lsm980/OTHER-SCOPE/x/y/data/big.raw")
+        acquisition(tmp_path)
+        result = run_scan(tmp_path, moto)
+        assert result.returncode == 0, result.stdout + result.stderr
+        remaining = {
+            upload["UploadId"] for upload in client.list_multipart_uploads(Bucket="imaging").get("Uploads", [])
+        }
+        assert orphan["UploadId"] not in remaining
+        assert unrelated["UploadId"] in remaining  # another instrument's upload: not ours
+        assert "aborted 1 orphaned upload(s) at objects" in result.stderr
+    finally:
+        moto.stop()
