@@ -29,7 +29,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30, interval: float = 0.05) -> None:
+    """Wait (with a timeout) until the server accepts connections; fail fast if it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -38,7 +39,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.05)
+            time.sleep(interval)
     raise RuntimeError(f"server did not listen on {port} within {timeout} s")
 
 
