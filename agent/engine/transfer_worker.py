@@ -207,8 +207,9 @@ class TransferWorker(threading.Thread):
         try:
             if small:
                 self._deliver_in_parallel(journal, small, parallel, results)
+            sent_in_parallel = {id(delivery) for delivery in small}
             for delivery in deliveries:
-                if delivery in small:
+                if id(delivery) in sent_in_parallel:
                     continue
                 outcome = self._deliver_one(journal, delivery)
                 if outcome is not None:
