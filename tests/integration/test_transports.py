@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import bagit
+import pytest
 
 from tests.helpers import harvest_command, snapshot, subprocess_env, write_config
 from tests.integration.conftest import copy_sample
@@ -153,3 +154,54 @@ def test_orphaned_multipart_uploads_are_aborted(tmp_path: Path) -> None:
         assert "aborted 1 orphaned upload(s) at objects" in result.stderr
     finally:
         moto.stop()
+
+
+def test_tus_superseded_upload_is_terminated_at_the_server(tmp_path: Path) -> None:
+    import requests
+
+    from agent.config.models import TusDestination
+    from agent.destinations.base import PayloadItem
+    from agent.destinations.tus import TusTransport
+    from agent.errors import StopRequested
+    from agent.hashing import identity_of
+
+    tus = start_tus(tmp_path)
+    os.environ.update(tus.environment)
+    try:
+        source = tmp_path / "big.raw"
+        source.write_bytes(os.urandom(3 << 20))
+        transport = TusTransport(TusDestination(**{**tus.destination, "chunk_bytes": 1 << 20}))
+        item = PayloadItem(
+            source_path=source, identity=identity_of(source.stat()),
+            sha256=hashlib.sha256(source.read_bytes()).hexdigest(), bag_path="TEST-SCOPE-01/a/b",
+            path_in_dataset="big.raw", resume_offset_bytes=0,
+        )  # fmt: skip
+
+        class StopAfterFirstChunk:
+            saved: dict[str, str] | None = None
+            checkpoints: list[int] = []  # noqa: RUF012
+
+            def started(self, remote_key: str, resumed_from_bytes: int | None) -> None: ...
+            def save_state(self, state: dict[str, str] | None) -> None:
+                self.saved = state
+
+            def checkpoint(self, offset_bytes: int) -> None:
+                self.checkpoints.append(offset_bytes)
+
+            def progress(self, sent_bytes: int) -> None: ...
+            def should_stop(self) -> bool:
+                return bool(self.checkpoints)
+
+        control = StopAfterFirstChunk()
+        with pytest.raises(StopRequested):
+            transport.deliver(item, control)  # type: ignore[arg-type]
+        assert control.saved is not None and control.checkpoints == [1 << 20]
+        upload_url = control.saved["upload_url"]
+        headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {TUS_TOKEN}"}
+        assert requests.head(upload_url, headers=headers, timeout=10).status_code == 200
+        transport.abandon(control.saved)  # the file changed: this upload will never finish
+        assert requests.head(upload_url, headers=headers, timeout=10).status_code in (404, 410)
+    finally:
+        for key in tus.environment:
+            os.environ.pop(key, None)
+        tus.stop()

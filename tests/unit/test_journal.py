@@ -122,3 +122,18 @@ def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
     assert journal.query("SELECT rel_path, metadata_json FROM files") == [("a/b/c.tif", None)]
     assert journal.query("SELECT COUNT(*) FROM abandoned_uploads") == [(0,)]
     journal.close()
+
+
+def test_a_new_file_version_queues_the_old_upload_for_termination(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record_settled([settled("alice/s1/a.tif", size=100)])
+    record = journal.files_in_state(FileState.SETTLED, 1)[0]
+    journal.record_hashes([(record, "ab" * 32, None)], {"/root": ["facility"]})
+    delivery = journal.deliveries_to_send("facility", 1)[0]
+    journal.save_remote_state(delivery, {"upload_url": "http://x/files/1"})
+    journal.record_settled([settled("alice/s1/a.tif", size=200)])  # the file changed
+    newer = journal.files_in_state(FileState.SETTLED, 1)[0]
+    journal.record_hashes([(newer, "cd" * 32, None)], {"/root": ["facility"]})
+    assert [state for _, state in journal.abandoned_uploads("facility")] == [{"upload_url": "http://x/files/1"}]
+    assert journal.deliveries_to_send("facility", 1)[0].remote_state is None
+    journal.close()
