@@ -163,6 +163,8 @@ class Journal:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as error:
             raise JournalError(f"cannot open journal {self.path}: {error}") from None
+        except OSError as error:
+            raise JournalError(f"cannot open journal {self.path}: {error.strerror or error}") from None
         if version > SCHEMA_VERSION:
             raise JournalError(
                 f"journal {self.path} was written by a newer agent (schema {version} > {SCHEMA_VERSION})"

@@ -27,8 +27,11 @@ class StateDirLock:
         self._stream: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        stream = self.path.open("a+", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            stream = self.path.open("a+", encoding="utf-8")
+        except OSError as error:
+            raise FatalError(f"state_dir {self.path.parent} is not usable: {error.strerror or error}") from None
         try:
             _lock(stream)
         except OSError:

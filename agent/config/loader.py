@@ -13,12 +13,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agent.config.models import AgentConfig, FilesystemDestination
+from agent.config.models import AgentConfig, Destination, FilesystemDestination
 from agent.errors import ConfigError
 
 ENVIRONMENT_VARIABLE = "HARVEST_CONFIG"
@@ -147,7 +147,11 @@ def _describe(error: Any, data: Any) -> tuple[Location, str]:
     return location, f"{error['msg']}{shown}"
 
 
-_UNION_TAGS = {"filesystem", "tus", "s3", "sftp"}
+# Pydantic puts the discriminator value ("tus", ...) into error locations: derived from
+# the destination models so that a new transport needs no change here.
+_UNION_TAGS = {
+    tag for model in get_args(get_args(Destination)[0]) for tag in get_args(model.model_fields["type"].annotation)
+}
 
 
 def parse_config(text: str, file_path: Path) -> AgentConfig:

@@ -52,10 +52,6 @@ class TransferControl(Protocol):
         """True when the agent is shutting down: stop at the next checkpoint."""
 
 
-class DeliveryOutcome(Protocol):
-    skipped: bool
-
-
 @dataclass(frozen=True)
 class Delivered:
     remote_key: str

@@ -29,6 +29,7 @@ from agent.credentials import resolve
 from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
+from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -167,7 +168,7 @@ class S3Transport(DestinationTransport):
         with self._uncommit_lock:
             if bag_path in self._uncommitted:
                 return
-            for name in ("tagmanifest-sha256.txt", "manifest-sha256.txt"):
+            for name in COMMIT_MARKERS:
                 self._call("uncommit", "delete_object", Bucket=self.config.bucket, Key=self._key(f"{bag_path}/{name}"))
             self._uncommitted.add(bag_path)
 

@@ -25,7 +25,8 @@ from agent.config.models import SftpDestination
 from agent.credentials import resolve
 from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
-from agent.hashing import check_identity, open_source, stream_chunks
+from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
+from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
 
 STAGING_FOLDER = ".harvest-partial"
@@ -180,7 +181,7 @@ class SftpTransport(DestinationTransport):
         """Before a committed bag changes, remove its manifests: it is no longer complete."""
         if bag in self._uncommitted:
             return
-        for name in ("tagmanifest-sha256.txt", "manifest-sha256.txt"):
+        for name in COMMIT_MARKERS:
             if self._exists(posixpath.join(bag, name)):
                 self.sftp().remove(posixpath.join(bag, name))
         self._uncommitted.add(bag)
@@ -193,11 +194,8 @@ class SftpTransport(DestinationTransport):
             return 0
         if length == 0:
             return 0
-        local = hashlib.sha256()
-        read_next = stream_chunks(source, length)
-        while chunk := read_next():
-            local.update(chunk)
-        return length if self._remote_sha256(staging_path, length) == local.hexdigest() else 0
+        local = sha256_of_descriptor(source, length)
+        return length if self._remote_sha256(staging_path, length) == local else 0
 
     def _copy(self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl) -> None:
         source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)

@@ -129,10 +129,6 @@ class TransferWorker(threading.Thread):
         self._pauses = 0
         self._next_probe = 0.0
 
-    @property
-    def name_of_destination(self) -> str:
-        return self.transport.name
-
     def run(self) -> None:
         journal = Journal(self._config.state_dir)
         try:

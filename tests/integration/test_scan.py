@@ -157,3 +157,13 @@ def test_scan_reports_unavailable_destination_with_exit_1(tmp_path: Path) -> Non
     assert "destination archive unavailable" in result.stdout
     assert "is the share mounted" in result.stdout
     assert not (tmp_path / "archive").exists()
+
+
+def test_unusable_state_dir_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    (tmp_path / "state").write_text("a file where the state folder should be")
+    result = run_scan(config_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(f"harvest: state_dir {tmp_path / 'state'} is not usable")
+    assert len(result.stderr.strip().splitlines()) == 1
