@@ -24,9 +24,9 @@ import json
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,13 @@ class DatasetRecord:
     opened_at: float
     closed_at: float | None
     close_reason: str | None
+
+
+@dataclass
+class RetryOutcome:
+    files: list[tuple[str, str]] = field(default_factory=list)  # (root, rel_path) to settle again
+    deliveries: int = 0
+    still_missing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -530,6 +537,62 @@ class Journal:
                 " revision = excluded.revision, state = 'committed', committed_at = excluded.committed_at",
                 (dataset_id, destination, revision, time.time()),
             )
+
+    def retry_failed(self, item: str | None, exists: Callable[[str, str], bool]) -> RetryOutcome:
+        """Give failed files and deliveries another chance (``harvest retry``).
+
+        *item* narrows the retry to one file (absolute or root-relative path) or one
+        dataset key; None retries everything that failed. A failed file that exists
+        again is marked stale so the engine settles and hashes it anew; one still
+        missing stays failed. A failed delivery goes back to pending with a fresh
+        attempt count, and a dataset already committed without it gets a new revision.
+        """
+
+        def wanted(root: str, rel_path: str, dataset_key: str | None) -> bool:
+            return item is None or item in (f"{root}/{rel_path}", rel_path, dataset_key)
+
+        outcome = RetryOutcome()
+        now = time.time()
+        with self.transaction() as db:
+            for file_id, root, rel_path, key in db.execute(
+                "SELECT f.id, f.root, f.rel_path, s.dataset_key FROM files f LEFT JOIN datasets s"
+                " ON s.id = f.dataset_id WHERE f.state = ?",
+                (FileState.FAILED,),
+            ).fetchall():
+                if not wanted(root, rel_path, key):
+                    continue
+                if not exists(root, rel_path):
+                    outcome.still_missing.append(f"{root}/{rel_path}")
+                    continue
+                db.execute(
+                    "UPDATE files SET state = ?, error = NULL, updated_at = ? WHERE id = ?",
+                    (FileState.STALE, now, file_id),
+                )
+                outcome.files.append((root, rel_path))
+            bumped: set[int] = set()
+            for file_id, destination, root, rel_path, key, dataset_id in db.execute(
+                "SELECT d.file_id, d.destination, f.root, f.rel_path, s.dataset_key, s.id FROM deliveries d"
+                " JOIN files f ON f.id = d.file_id AND f.version = d.version JOIN datasets s ON s.id = f.dataset_id"
+                " WHERE d.state = ? AND f.state = ?",
+                (DeliveryState.FAILED, FileState.HASHED),
+            ).fetchall():
+                if not wanted(root, rel_path, key):
+                    continue
+                db.execute(
+                    "UPDATE deliveries SET state = ?, attempts = 0, error = NULL, updated_at = ?"
+                    " WHERE file_id = ? AND destination = ?",
+                    (DeliveryState.PENDING, now, file_id, destination),
+                )
+                outcome.deliveries += 1
+                committed = db.execute(
+                    "SELECT 1 FROM commits c JOIN datasets s ON s.id = c.dataset_id WHERE c.dataset_id = ?"
+                    " AND c.revision = s.revision AND s.state = ?",
+                    (dataset_id, DatasetState.CLOSED),
+                ).fetchone()
+                if committed and dataset_id not in bumped:
+                    db.execute("UPDATE datasets SET revision = revision + 1 WHERE id = ?", (dataset_id,))
+                    bumped.add(dataset_id)
+        return outcome
 
     # ----- destinations and errors -------------------------------------------------
 

@@ -46,8 +46,17 @@ class SettleResult:
 class SettleTracker:
     """Tracks files that are not yet known to be complete."""
 
-    def __init__(self, quiet_seconds: float, *, clock: Clock = time.monotonic, stat: StatFunction = _lstat) -> None:
+    def __init__(
+        self,
+        quiet_seconds: float,
+        *,
+        clock: Clock = time.monotonic,
+        stat: StatFunction = _lstat,
+        on_change: Callable[[Candidate], None] | None = None,
+    ) -> None:
         self.quiet_seconds = quiet_seconds
+        # Told about every change to a file already being watched (the acquisition guard).
+        self._on_change = on_change or (lambda candidate: None)
         # Re-check several times per quiet period (but not more than a few times a
         # second) so that a change and a change back are not both missed.
         self.check_interval = min(max(quiet_seconds / 4, 0.1), 5.0)
@@ -72,6 +81,7 @@ class SettleTracker:
             candidate.identity = identity
             candidate.last_change = now
             candidate.next_check = now + self.check_interval
+            self._on_change(candidate)
 
     def forget(self, root: str, rel_path: str) -> None:
         self._candidates.pop((root, rel_path), None)
@@ -99,6 +109,7 @@ class SettleTracker:
             if identity != candidate.identity:
                 candidate.identity = identity
                 candidate.last_change = now
+                self._on_change(candidate)
             elif now - candidate.last_change >= self.quiet_seconds:
                 settled.append(self._candidates.pop(key))
                 continue

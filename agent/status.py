@@ -5,6 +5,7 @@ The CLI opens the journal read-only while the daemon writes to it (WAL allows bo
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,21 @@ from agent.journal import DeliveryState, FileState, Journal
 HEARTBEAT_STALE_SECONDS = 30.0
 RECENT_ERRORS = 20
 RECENT_DATASETS = 50
+UNSAFE_DEGRADED_SECONDS = 24 * 3600.0
+
+HEALTHY, DEGRADED, DOWN = 0, 1, 2
+HEALTH_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", DOWN: "down"}
+
+HINTS = {
+    "auth": "the destination refused the credential: store the right one with `harvest login NAME`"
+    " (or fix $HARVEST_CREDENTIAL_NAME), then `harvest retry`",
+    "transient": "the destination is unreachable, slow or full; the agent keeps retrying with backoff."
+    " Check the network or share, and run `harvest doctor`",
+    "item": "this file could not be read or sent; fix the cause, then `harvest retry PATH`",
+    "watch": "check that the watched folder exists and the agent may read it; run `harvest doctor`",
+    "dataset": "archived with a warning, recorded in its harvest.json; a late file makes a new revision",
+    "control": "the control channel could not start; check permissions on the state dir",
+}
 
 
 def _iso(value: float | str | None) -> str | None:
@@ -59,6 +75,10 @@ def _report(journal: Journal) -> dict[str, Any]:
     for state, count in journal.query("SELECT state, COUNT(*) FROM files GROUP BY state"):
         files[str(state)] = int(count)
     files["settling"] = int(facts.get("settling") or 0) if running else 0
+    # Quarantined files are failed on purpose (kept on the instrument): shown, but not an alarm.
+    files["quarantined"] = int(
+        journal.query("SELECT COUNT(*) FROM files WHERE state = 'failed' AND error LIKE 'quarantined%'")[0][0]
+    )
     deliveries: dict[str, dict[str, int]] = {}
     for destination, state, count in journal.query(
         "SELECT d.destination, d.state, COUNT(*) FROM deliveries d JOIN files f ON f.id = d.file_id"
@@ -80,36 +100,21 @@ def _report(journal: Journal) -> dict[str, Any]:
             (DeliveryState.SENDING,),
         )
     ]
-    datasets = []
-    for dataset_id, key, state, revision, closed_at, reason in journal.query(
-        "SELECT id, dataset_key, state, revision, closed_at, close_reason FROM datasets ORDER BY id DESC LIMIT ?",
+    rates = {key[len("rate.") :]: float(value or 0) for key, value in facts.items() if key.startswith("rate.")}
+    datasets = [_dataset_report(journal, row, rates if running else {}) for row in journal.query(
+        "SELECT id, dataset_key, state, revision, closed_at, close_reason, fields_json, warnings_json FROM datasets"
+        " ORDER BY id DESC LIMIT ?",
         (RECENT_DATASETS,),
-    ):
-        file_count, byte_count, failed_count = journal.query(
-            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), SUM(state = 'failed') FROM files WHERE dataset_id = ?",
-            (dataset_id,),
-        )[0]
-        commits = {
-            str(destination): {"revision": commit_revision, "state": commit_state, "committed_at": _iso(at)}
-            for destination, commit_revision, commit_state, at in journal.query(
-                "SELECT destination, revision, state, committed_at FROM commits WHERE dataset_id = ?", (dataset_id,)
-            )
-        }
-        datasets.append(
-            {
-                "key": key,
-                "state": state,
-                "revision": revision,
-                "closed_at": _iso(closed_at),
-                "close_reason": reason,
-                "files": file_count,
-                "bytes": byte_count,
-                "failed_files": failed_count or 0,
-                "committed": commits,
-            }
-        )
+    )]  # fmt: skip
     errors = [
-        {"at": _iso(at), "kind": kind, "path": path, "destination": destination, "message": message}
+        {
+            "at": _iso(at),
+            "kind": kind,
+            "path": path,
+            "destination": destination,
+            "message": message,
+            "hint": HINTS.get(kind, ""),
+        }
         for at, kind, path, destination, message in journal.query(
             "SELECT at, kind, path, destination, message FROM errors ORDER BY id DESC LIMIT ?", (RECENT_ERRORS,)
         )
@@ -121,7 +126,17 @@ def _report(journal: Journal) -> dict[str, Any]:
             (FileState.FAILED, RECENT_ERRORS),
         )
     ]
-    return {
+    for destination in destinations:
+        name = str(destination["name"])
+        destination["hold"] = (facts.get(f"hold.{name}") or None) if running else None
+        destination["rate_bytes_per_second"] = rates.get(name, 0.0) if running else 0.0
+    guard = {
+        "active": running and facts.get("guard_active") == "1",
+        "since": _iso(facts.get("guard_since")) if running else None,
+        "path": (facts.get("guard_path") or None) if running else None,
+        "rate_bytes_per_second": float(facts.get("guard_rate") or 0) or None,
+    }
+    report = {
         "agent": {
             "running": running,
             "pid": int(facts["pid"]) if running else None,
@@ -137,4 +152,116 @@ def _report(journal: Journal) -> dict[str, Any]:
         "datasets": datasets,
         "failed_files": failed_files,
         "errors": errors,
+        "guard": guard,
+        "oldest_unsafe": _oldest_unsafe(journal, now),
+    }
+    report["health"] = assess(report)
+    return report
+
+
+def assess(report: dict[str, Any]) -> dict[str, Any]:
+    """Healthy (0), degraded (1) or down (2), with the reasons: the exit code of `harvest status`."""
+    down: list[str] = []
+    degraded: list[str] = []
+    if not report["agent"]["running"]:
+        down.append("the agent is not running")
+    failed_deliveries = sum(counts.get("failed", 0) for counts in report["deliveries"].values())
+    failed_files = report["files"].get("failed", 0) - report["files"].get("quarantined", 0)
+    if failed_files or failed_deliveries:
+        down.append(f"{failed_files} file(s) and {failed_deliveries} delivery(ies) failed: see `harvest retry --help`")
+    for destination in report["destinations"]:
+        if destination["state"] == "paused":
+            degraded.append(f"destination {destination['name']} is paused: {destination['reason']}")
+        elif destination.get("hold") == "paused by operator":
+            degraded.append(f"destination {destination['name']} is paused by an operator")
+    unsafe = report["oldest_unsafe"]
+    if unsafe and unsafe["age_seconds"] > UNSAFE_DEGRADED_SECONDS:
+        degraded.append(f"{unsafe['path']} has waited {unsafe['age_seconds'] / 3600:.0f} h to reach the archive")
+    code = DOWN if down else DEGRADED if degraded else HEALTHY
+    return {"state": HEALTH_NAMES[code], "code": code, "reasons": down + degraded}
+
+
+def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
+    """The file that has waited longest and is not yet verified at every destination."""
+    rows = journal.query(
+        "SELECT f.root, f.rel_path, f.updated_at FROM files f WHERE f.state IN (?, ?) OR (f.state = ? AND"
+        " EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version AND d.state != ?))"
+        " ORDER BY f.updated_at LIMIT 1",
+        (FileState.SETTLED, FileState.STALE, FileState.HASHED, DeliveryState.VERIFIED),
+    )
+    if not rows:
+        return None
+    root, rel_path, since = rows[0]
+    return {"path": f"{root}/{rel_path}", "since": _iso(since), "age_seconds": max(0.0, now - float(since))}
+
+
+def _dataset_report(journal: Journal, row: tuple[Any, ...], rates: dict[str, float]) -> dict[str, Any]:
+    dataset_id, key, state, revision, closed_at, reason, fields_json, warnings_json = row
+    files_total, bytes_total, failed_files, quarantined = journal.query(
+        "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), COALESCE(SUM(state = 'failed'), 0),"
+        " COALESCE(SUM(state = 'failed' AND error LIKE 'quarantined%'), 0) FROM files"
+        " WHERE dataset_id = ? AND state != 'ignored'",
+        (dataset_id,),
+    )[0]
+    by_destination: dict[str, dict[str, int]] = {}
+    for destination, delivery_state, count, done_bytes in journal.query(
+        "SELECT d.destination, d.state, COUNT(*), SUM(CASE WHEN d.state = 'verified' THEN f.size_bytes"
+        " ELSE d.offset_bytes END) FROM deliveries d JOIN files f ON f.id = d.file_id AND f.version = d.version"
+        " WHERE f.dataset_id = ? GROUP BY d.destination, d.state",
+        (dataset_id,),
+    ):
+        counts = by_destination.setdefault(str(destination), {"bytes": 0})
+        counts[str(delivery_state)] = int(count)
+        counts["bytes"] += int(done_bytes or 0)
+    files_done = journal.query(
+        "SELECT COUNT(*) FROM files f WHERE f.dataset_id = ? AND f.state = 'hashed'"
+        " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version)"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version"
+        " AND d.state != 'verified')",
+        (dataset_id,),
+    )[0][0]
+    commits = {
+        str(destination): {"revision": commit_revision, "state": commit_state, "committed_at": _iso(at)}
+        for destination, commit_revision, commit_state, at in journal.query(
+            "SELECT destination, revision, state, committed_at FROM commits WHERE dataset_id = ?", (dataset_id,)
+        )
+    }
+    count = max(1, len(by_destination))
+    bytes_done = min(int(bytes_total), sum(counts["bytes"] for counts in by_destination.values()) // count)
+    unfinished = [name for name, counts in by_destination.items() if counts.get("pending") or counts.get("sending")]
+    failed_deliveries = sum(counts.get("failed", 0) for counts in by_destination.values())
+    all_committed = bool(by_destination) and all(
+        commits.get(name, {}).get("revision") == revision and commits[name]["state"] == "committed"
+        for name in by_destination
+    )
+    warnings = json.loads(warnings_json or "[]")
+    if failed_files - quarantined or failed_deliveries:
+        shown = "failed"
+    elif state == "closed" and all_committed:
+        shown = "incomplete" if warnings or quarantined else "committed"
+    elif state == "open" and not unfinished:
+        shown = "settling"
+    else:
+        shown = "uploading"
+    rate = sum(rates.get(name, 0.0) for name in unfinished) / count if shown == "uploading" else 0.0
+    remaining = int(bytes_total) - bytes_done
+    fields = json.loads(fields_json or "{}")
+    return {
+        "key": key,
+        "operator": fields.get("operator"),
+        "state": shown,
+        "revision": revision,
+        "closed_at": _iso(closed_at),
+        "close_reason": reason,
+        "files": files_total,
+        "files_done": files_done,
+        "bytes": bytes_total,
+        "bytes_done": bytes_done,
+        "failed_files": failed_files - quarantined,
+        "quarantined_files": quarantined,
+        "failed_deliveries": failed_deliveries,
+        "rate_bytes_per_second": rate,
+        "eta_seconds": remaining / rate if rate > 0 and remaining > 0 else None,
+        "warnings": warnings,
+        "committed": commits,
     }

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, get_args
 
 import yaml
@@ -198,7 +198,12 @@ def anchor_relative_paths(config: AgentConfig, base_path: Path) -> AgentConfig:
     """Relative paths in a config file are relative to the file's folder, not the cwd."""
 
     def anchored(path: Path) -> Path:
-        return path if path.is_absolute() else (base_path / path).absolute()
+        # A Windows path (D:\Data, \\server\share) stays as written even when checked on Linux.
+        if path.is_absolute() or PureWindowsPath(str(path)).is_absolute():
+            return path
+        return (base_path / path).absolute()
+
+    log_file = config.logging.file
 
     return config.model_copy(
         update={
@@ -210,5 +215,8 @@ def anchor_relative_paths(config: AgentConfig, base_path: Path) -> AgentConfig:
                 else destination
                 for destination in config.destinations
             ],
+            "logging": config.logging.model_copy(
+                update={"file": anchored(log_file) if isinstance(log_file, Path) else log_file}
+            ),
         }
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.bandwidth import parse_rate
 from agent.templates import DatasetTemplate
+from agent.timetable import Schedule, Timetable
 
 INSTRUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 
@@ -124,14 +125,41 @@ class Scan(StrictModel):
 
 
 class _RateLimited(StrictModel):
-    bandwidth: str | None = Field(default=None, description="rate limit such as '20MiB/s', or 'off'")
+    bandwidth: str | None = Field(
+        default=None,
+        description="rate limit on the bytes written or sent: '20MiB/s', 'off', or a weekly timetable"
+        " 'Mon-Fri 08:00-18:00 20MiB/s; off' (first matching rule wins; local time)",
+    )
+    max_transfers: Annotated[int, Field(ge=1, le=32)] | None = Field(
+        default=None, description="most files in flight at once to this destination (default: the transport's own)"
+    )
+    upload_windows: str | None = Field(
+        default=None,
+        description="upload only inside these windows, e.g. 'Mon-Fri 19:00-07:00; Sat,Sun' (hashing and"
+        " metadata extraction go on outside them); default: always",
+    )
 
     @field_validator("bandwidth")
     @classmethod
     def _rate_parses(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_rate(value)
+            Timetable(value)
         return value
+
+    @field_validator("upload_windows")
+    @classmethod
+    def _windows_parse(cls, value: str | None) -> str | None:
+        if value is not None:
+            Schedule(value)
+        return value
+
+    @property
+    def timetable(self) -> Timetable | None:
+        return Timetable(self.bandwidth) if self.bandwidth else None
+
+    @property
+    def schedule(self) -> Schedule | None:
+        return Schedule(self.upload_windows) if self.upload_windows else None
 
 
 class FilesystemDestination(_RateLimited):
@@ -205,7 +233,61 @@ class Logging(StrictModel):
     """Log output (never secrets or patient data)."""
 
     level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log level")
-    format: Literal["text", "json"] = Field(default="text", description="text lines or JSON lines on stderr")
+    format: Literal["text", "json"] = Field(default="text", description="text lines or JSON lines")
+    file: Path | Literal["auto"] | None = Field(
+        default="auto",
+        description="also write a rotating log file here; 'auto': <state_dir>/logs/harvest.log where no"
+        " journald collects stderr (Windows), none on Linux; null: stderr only",
+    )
+    max_bytes: Annotated[int, Field(ge=64 << 10)] = Field(default=10 << 20, description="rotate the file at this size")
+    backups: Annotated[int, Field(ge=0, le=100)] = Field(default=5, description="rotated files kept")
+
+
+class AcquisitionGuard(StrictModel):
+    """Throttle uploads while an acquisition is writing, so the instrument never stalls."""
+
+    enabled: bool = Field(default=True, description="watch for growing files and throttle uploads meanwhile")
+    bandwidth: str = Field(
+        default="20MiB/s",
+        description="total upload rate (every destination together) while an acquisition runs;"
+        " about a sixth of a 1 Gbit/s link by default",
+    )
+    active_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=15.0, description="the guard stays on this long after the last growth seen"
+    )
+
+    @field_validator("bandwidth")
+    @classmethod
+    def _rate_parses(cls, value: str) -> str:
+        if parse_rate(value) is None:
+            raise ValueError("the guard needs a rate; to turn it off use enabled: false")
+        return value
+
+
+class Metrics(StrictModel):
+    """Prometheus metrics and the status JSON over HTTP (off unless configured)."""
+
+    listen: Annotated[str, Field(pattern=r"^[^\s:]*:\d{1,5}$")] = Field(
+        description="host:port to serve /metrics and /status on, e.g. '127.0.0.1:9464'"
+    )
+
+
+class Process(StrictModel):
+    """How the agent shares the PC with the acquisition software."""
+
+    priority: Literal["low", "normal"] = Field(
+        default="low", description="'low' lowers the agent's CPU and I/O priority (nice 10, idle I/O class)"
+    )
+
+
+class Control(StrictModel):
+    """The local control channel used by harvest pause/resume/retry/rescan."""
+
+    enabled: bool = Field(default=True, description="listen on <state_dir>/control.sock (a named pipe on Windows)")
+    group: str | None = Field(
+        default=None,
+        description="group allowed to use the channel (socket mode 0660); default: the agent's own group",
+    )
 
 
 class AgentConfig(StrictModel):
@@ -218,7 +300,13 @@ class AgentConfig(StrictModel):
     settle: Settle = Field(default_factory=Settle, description="completeness rules")
     scan: Scan = Field(default_factory=Scan, description="reconcile scans")
     destinations: Annotated[list[Destination], Field(min_length=1, description="where datasets are archived")]
-    logging: Logging = Field(default_factory=Logging, description="logging to stderr")
+    logging: Logging = Field(default_factory=Logging, description="logging to stderr and optionally a file")
+    acquisition_guard: AcquisitionGuard = Field(
+        default_factory=AcquisitionGuard, description="upload throttling while an acquisition is running"
+    )
+    metrics: Metrics | None = Field(default=None, description="HTTP endpoint for Prometheus (off by default)")
+    process: Process = Field(default_factory=Process, description="process priority")
+    control: Control = Field(default_factory=Control, description="local control channel")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> AgentConfig:

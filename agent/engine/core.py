@@ -21,12 +21,15 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config.models import AgentConfig, WatchRule
+from agent.control import ControlServer
 from agent.datasets import DatasetTimers, missing_fileset_members, place
 from agent.destinations import build_transports
 from agent.destinations.base import DestinationTransport
+from agent.engine.commands import CommandHandler
 from agent.engine.hash_worker import HashWorker
 from agent.engine.transfer_worker import TransferWorker
 from agent.filters import PathFilter
+from agent.guard import AcquisitionGuard
 from agent.hashing import identity_of
 from agent.journal import FileRecord, FileState, Journal, SettledFile
 from agent.lock import StateDirLock
@@ -39,6 +42,23 @@ SCAN_SLICE = 2000
 HEARTBEAT_SECONDS = 2.0
 HUNG_WORKER_SECONDS = 120.0
 WATCHER_CHECK_SECONDS = 5.0
+
+
+class _RateMeter:
+    """Bytes per second, smoothed over about six seconds of heartbeats."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self._last_bytes = 0
+        self._last_time: float | None = None
+
+    def update(self, total_bytes: int, now: float) -> float:
+        if self._last_time is not None and now > self._last_time:
+            instant = (total_bytes - self._last_bytes) / (now - self._last_time)
+            weight = min(1.0, (now - self._last_time) / 6.0)
+            self.rate += weight * (instant - self.rate)
+        self._last_bytes, self._last_time = total_bytes, now
+        return self.rate
 
 
 class _Root:
@@ -66,7 +86,10 @@ class Engine:
         self._hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
         self._roots = [_Root(rule, self._hints) for rule in config.watch]
         self._use_watchers = watch and not oneshot
-        self._tracker = SettleTracker(config.settle.quiet_seconds)
+        self.guard = AcquisitionGuard(config.acquisition_guard, stop=self.stop_event)
+        self._tracker = SettleTracker(
+            config.settle.quiet_seconds, on_change=lambda candidate: self.guard.growth_seen(str(candidate.path))
+        )
         self._timers = DatasetTimers(config.settle)
         self._journal = Journal(config.state_dir)
         self._scans: list[tuple[_Root, Iterator[Found]]] = []
@@ -83,12 +106,22 @@ class Engine:
             on_hashed=self._wake_transfers,
             on_changed=self._requeue,
         )
+        paused = set(json.loads(self._journal.facts().get("operator_paused") or "[]"))
         self._transfer_workers = [
             TransferWorker(
-                config, transport, stop=self.stop_event, on_changed=self._requeue, give_up_when_paused=oneshot
+                config,
+                transport,
+                stop=self.stop_event,
+                on_changed=self._requeue,
+                give_up_when_paused=oneshot,
+                guard=self.guard,
+                operator_paused=transport.name in paused and not oneshot,
             )
             for transport in self.transports
         ]
+        self.commands = CommandHandler(self)
+        self._control: ControlServer | None = None
+        self._rates = {worker.transport.name: _RateMeter() for worker in self._transfer_workers}
 
     # ----- callbacks from worker threads (thread-safe: they only enqueue or set events) -----
 
@@ -124,6 +157,7 @@ class Engine:
         for worker in self._transfer_workers:
             worker.start()
         self._start_scans()
+        self._start_control()
         self._notifier.ready(self._status_line())
         try:
             while not self.stop_event.is_set():
@@ -136,8 +170,24 @@ class Engine:
             self._shutdown()
         return 0
 
+    def _start_control(self) -> None:
+        if self.oneshot or not self.config.control.enabled:
+            return
+        self._control = ControlServer(self.config.state_dir, self.commands.submit, group=self.config.control.group)
+        try:
+            self._control.listen()
+        except (OSError, KeyError) as error:
+            message = f"control channel unavailable ({error}); harvest pause/resume/retry/rescan will not work"
+            logger.warning(message)
+            self._journal.record_error("control", message)
+            self._control = None
+            return
+        self._control.start()
+
     def _shutdown(self) -> None:
         self._notifier.stopping()
+        if self._control is not None:
+            self._control.close()
         for root in self._roots:
             root.watcher.stop()
         self._hash_worker.wake.set()
@@ -161,6 +211,7 @@ class Engine:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        self.commands.run_pending()
         self._drain_hints()
         if now >= self._next_scan and not self._scans and not self.oneshot:
             self._start_scans()
@@ -171,11 +222,39 @@ class Engine:
             self._check_watchers()
             self._next_watcher_check = now + WATCHER_CHECK_SECONDS
         if now >= self._next_heartbeat:
-            self._journal.set_facts({"heartbeat_at": str(time.time()), "settling": str(len(self._tracker))})
+            self._journal.set_facts(self._live_facts(now))
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             self._notifier.status(self._status_line())
             if self._notifier.watchdog_interval_seconds is not None and self.workers_healthy():
                 self._notifier.watchdog()
+
+    def _live_facts(self, now: float) -> dict[str, str]:
+        """What the status report needs that the journal's tables do not hold."""
+        facts = {"heartbeat_at": str(time.time()), "settling": str(len(self._tracker)), **self.guard.facts()}
+        for worker in self._transfer_workers:
+            name = worker.transport.name
+            facts[f"hold.{name}"] = worker.hold_reason() or ""
+            facts[f"rate.{name}"] = f"{self._rates[name].update(worker.bytes_sent, now):.0f}"
+        return facts
+
+    @property
+    def transfer_workers(self) -> list[TransferWorker]:
+        return self._transfer_workers
+
+    @property
+    def journal(self) -> Journal:
+        """The engine thread's journal connection (use only from the engine thread)."""
+        return self._journal
+
+    def hint(self, root: Path, path: Path) -> None:
+        """Queue a path for the engine thread to look at (thread-safe)."""
+        self._hints.put((root, path))
+
+    def rescan(self, rule_paths: list[Path]) -> None:
+        """Full scans of these roots (engine thread)."""
+        for root in self._roots:
+            if root.path in rule_paths:
+                self._scans.append((root, self._scan_root(root)))
 
     def workers_healthy(self) -> bool:
         """Every worker thread alive with a recent heartbeat (else systemd's watchdog restarts us)."""

@@ -18,13 +18,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.bandwidth import RateLimiter, parse_rate
+from agent.bandwidth import RateLimiter
 from agent.config.models import AgentConfig, safe_component
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
+from agent.guard import AcquisitionGuard
 from agent.journal import (
     DeliveryRecord,
     DeliveryState,
@@ -70,6 +72,7 @@ class _Control:
     journal: Journal
     delivery: DeliveryRecord
     stop: threading.Event
+    hold: Callable[[], str | None] = field(default=lambda: None)
     journal_intent_from_bytes: int = 8 << 20
     sent_bytes: int = 0
     resumed_from_bytes: int | None = None
@@ -96,7 +99,8 @@ class _Control:
         self.on_progress(sent_bytes)
 
     def should_stop(self) -> bool:
-        return self.stop.is_set()
+        """Shutting down, or paused by the operator / an upload window closed: stop at a checkpoint."""
+        return self.stop.is_set() or self.hold() is not None
 
 
 class TransferWorker(threading.Thread):
@@ -108,6 +112,8 @@ class TransferWorker(threading.Thread):
         stop: threading.Event,
         on_changed: Callable[[FileRecord], None],
         give_up_when_paused: bool = False,
+        guard: AcquisitionGuard | None = None,
+        operator_paused: bool = False,
     ) -> None:
         super().__init__(name=f"transfer-{transport.name}", daemon=True)
         self._config = config
@@ -118,8 +124,13 @@ class TransferWorker(threading.Thread):
         self._follow_symlinks = {str(rule.path): rule.follow_symlinks for rule in config.watch}
         self._root_names = {str(rule.path): rule.name for rule in config.watch}
         settings = next(destination for destination in config.destinations if destination.name == transport.name)
-        rate = parse_rate(settings.bandwidth) if settings.bandwidth else None
-        self._limiter = RateLimiter(lambda: rate, stop=stop)
+        timetable = settings.timetable
+        self._limiter = RateLimiter(lambda: timetable.rate_at(datetime.now()) if timetable else None, stop=stop)
+        self._guard = guard
+        self._schedule = settings.schedule
+        self._max_transfers = settings.max_transfers
+        self.operator_paused = operator_paused
+        self.bytes_sent = 0  # since start, for the rate shown in status
         self.wake = threading.Event()
         self.heartbeat = 0.0
         self.busy = False
@@ -136,6 +147,10 @@ class TransferWorker(threading.Thread):
             self._abort_orphans(journal)
             while not self._stop_event.is_set():
                 self.heartbeat = time.monotonic()
+                if self.hold_reason() is not None:
+                    self.wake.wait(timeout=1.0)
+                    self.wake.clear()
+                    continue
                 if self.paused_reason is not None and not self._try_resume(journal):
                     if self.gave_up:
                         return
@@ -163,6 +178,19 @@ class TransferWorker(threading.Thread):
             journal.close()
 
     # ----- health --------------------------------------------------------------------
+
+    def hold_reason(self) -> str | None:
+        """Why no upload may start now (None: go ahead). Hashing and extraction go on regardless."""
+        if self.operator_paused:
+            return "paused by operator"
+        if self._schedule is not None and not self._schedule.is_open(datetime.now()):
+            return "outside upload window"
+        return None
+
+    def retry_now(self) -> None:
+        """The operator asked for a retry: probe a paused destination at once."""
+        self._next_probe = 0.0
+        self.wake.set()
 
     def _pause(self, journal: Journal, error: Exception) -> None:
         self._failures += 1
@@ -198,7 +226,7 @@ class TransferWorker(threading.Thread):
     def _deliver_batch(self, journal: Journal) -> bool:
         deliveries = journal.deliveries_to_send(self.transport.name, BATCH_SIZE)
         results: list[tuple[DeliveryRecord, DeliveryState, str | None]] = []
-        parallel = self.transport.parallel_small_files
+        parallel = min(self.transport.parallel_small_files, self._max_transfers or 64)
         small = [d for d in deliveries if parallel > 1 and d.file.identity.size_bytes < SMALL_FILE_BYTES]
         try:
             if small:
@@ -207,6 +235,8 @@ class TransferWorker(threading.Thread):
             for delivery in deliveries:
                 if id(delivery) in sent_in_parallel:
                     continue
+                if self.hold_reason() is not None or self._stop_event.is_set():
+                    break
                 outcome = self._deliver_one(journal, delivery)
                 if outcome is not None:
                     results.append(outcome)
@@ -263,9 +293,15 @@ class TransferWorker(threading.Thread):
             instrument_id=self._config.instrument.id,
             dataset_key=delivery.dataset_key,
         )
-        control = _Control(journal, delivery, self._stop_event, on_progress=self._progress)
+        if self.hold_reason() is not None:
+            return None
+        control = _Control(journal, delivery, self._stop_event, self.hold_reason, on_progress=self._progress)
         try:
             self.transport.deliver(item, control)
+        except StopRequested:
+            if self._stop_event.is_set():
+                raise
+            return None  # held at a checkpoint; the delivery resumes from there later
         except SourceChangedError as error:
             journal.mark_file(record, FileState.STALE, str(error))
             self._on_changed(record)
@@ -300,7 +336,10 @@ class TransferWorker(threading.Thread):
 
     def _progress(self, sent_bytes: int) -> None:
         self.heartbeat = time.monotonic()  # a long upload is progress, not a hang
+        self.bytes_sent += sent_bytes
         self._limiter.consume(sent_bytes)
+        if self._guard is not None:
+            self._guard.limiter.consume(sent_bytes)
 
     def _terminate_abandoned(self, journal: Journal) -> None:
         for upload_id, state in journal.abandoned_uploads(self.transport.name):
