@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+config_app = typer.Typer(help="Check or show the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 service_app = typer.Typer(help="Run as an operating-system service.", no_args_is_help=True)
 app.add_typer(service_app, name="service")
@@ -51,23 +50,13 @@ def _load(config_path: Path | None) -> AgentConfig:
 
 
 def _setup_logging(config: AgentConfig, verbose: bool) -> None:
-    level = logging.DEBUG if verbose else getattr(logging, config.logging.level.upper())
-    if config.logging.format == "json":
-        formatter: logging.Formatter = _JsonFormatter()
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    logging.getLogger("watchdog").setLevel(logging.WARNING)
+    from agent.logsetup import setup_logging
 
+    setup_logging(config, verbose=verbose)
+    if config.process.priority == "low":
+        from agent.priority import lower_priority
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-             "message": record.getMessage()}
-        )  # fmt: skip
+        logging.getLogger("agent").info("process priority lowered: %s", lower_priority())
 
 
 def _version_callback(value: bool) -> None:
@@ -144,9 +133,15 @@ def scan(
 
 @app.command()
 def status(config_path: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show what the agent is doing and whether data is safe at the archive."""
+    """Show whether data is safe at the archive: agent, destinations, datasets, errors.
+
+    Exit 0 healthy, 1 degraded (a destination paused, data waiting over a day), 2 down
+    (agent not running, or a file or delivery failed): usable as a monitoring check.
+    """
+    from rich.console import Console
+
     from agent.status import build_status
-    from agent.status_view import render_status
+    from agent.status_view import status_view
 
     config = _load(config_path)
     try:
@@ -156,7 +151,86 @@ def status(config_path: ConfigOption = None, as_json: Annotated[bool, typer.Opti
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
-        typer.echo(render_status(report))
+        console = Console()
+        console.print(status_view(report, width=console.width))
+    raise typer.Exit(report["health"]["code"])
+
+
+@app.command()
+def watch(
+    config_path: ConfigOption = None,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.2)] = 2.0,
+) -> None:
+    """The status screen, live (Ctrl-C to leave; the agent keeps running)."""
+    from agent.watch_view import watch_status
+
+    config = _load(config_path)
+    watch_status(config.state_dir, interval)
+
+
+def _control(config_path: Path | None, command: str, arguments: dict[str, Any]) -> None:
+    from agent.control import send_command
+
+    config = _load(config_path)
+    try:
+        reply = send_command(config.state_dir, command, {k: v for k, v in arguments.items() if v is not None})
+    except HarvestError as error:
+        raise _fail(error) from None
+    typer.echo(str(reply.get("message", "")), err=not reply.get("ok"))
+    raise typer.Exit(0 if reply.get("ok") else 1)
+
+
+@app.command()
+def pause(
+    destination: Annotated[str | None, typer.Argument(help="Destination name (default: all).")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Stop starting uploads (a transfer in progress stops at its next checkpoint); hashing goes on."""
+    _control(config_path, "pause", {"destination": destination})
+
+
+@app.command()
+def resume(
+    destination: Annotated[str | None, typer.Argument(help="Destination name (default: all).")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Resume uploads paused with `harvest pause`."""
+    _control(config_path, "resume", {"destination": destination})
+
+
+@app.command()
+def retry(
+    item: Annotated[str | None, typer.Argument(help="A failed file (path) or a dataset key.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Retry everything that failed.")] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Try failed files and deliveries again now, and probe paused destinations at once."""
+    if (item is None) == (not failed):
+        raise _fail(FatalError("give either ITEM or --failed"))
+    _control(config_path, "retry", {"item": item})
+
+
+@app.command()
+def rescan(
+    root: Annotated[str | None, typer.Argument(help="A watched root (path or name; default: all).")] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Scan the watched folders now (finds files whose events were missed)."""
+    _control(config_path, "rescan", {"root": root})
+
+
+@app.command()
+def doctor(config_path: ConfigOption = None) -> None:
+    """Check config, folders, state dir, destinations (write/read/delete), clock, keyring, watch limits.
+
+    Every problem comes with a fix hint. Exit 1 if any check fails (warnings do not fail).
+    """
+    from agent.doctor import render_checks, run_checks
+
+    path = resolve_config_path(config_path)
+    checks = run_checks(path)
+    typer.echo(render_checks(checks))
+    raise typer.Exit(1 if any(check.level == "fail" for check in checks) else 0)
 
 
 @app.command()
@@ -230,6 +304,14 @@ def config_check(file: Annotated[Path, typer.Argument(help="The config file to v
         f"{file}: OK (instrument {config.instrument.id}, {len(config.watch)} watched root(s),"
         f" {len(config.destinations)} destination(s))"
     )
+
+
+@config_app.command("show")
+def config_show(config_path: ConfigOption = None) -> None:
+    """Print the effective config (defaults filled in, paths resolved) with secrets redacted."""
+    from agent.config.show import effective_yaml
+
+    typer.echo(effective_yaml(_load(config_path)), nl=False)
 
 
 @service_app.command("render")

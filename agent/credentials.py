@@ -32,6 +32,21 @@ class Secret:
         return f"<secret from {self.source}>"
 
 
+# Every secret resolved in this process, so that the log filter can mask it wherever it appears.
+_RESOLVED: set[str] = set()
+
+
+def resolved_secrets() -> frozenset[str]:
+    return frozenset(_RESOLVED)
+
+
+def _remember(secret: Secret) -> Secret:
+    for part in (secret.value, *secret.value.split(":", 1)[1:]):
+        if len(part) >= 6:
+            _RESOLVED.add(part)
+    return secret
+
+
 def environment_variable(name: str) -> str:
     return "HARVEST_CREDENTIAL_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
@@ -57,15 +72,15 @@ def resolve(name: str) -> Secret:
     variable = environment_variable(name)
     value = os.environ.get(variable)
     if value:
-        return Secret(value, f"${variable}")
+        return _remember(Secret(value, f"${variable}"))
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if directory:
         path = Path(directory) / name
         if path.is_file():
-            return Secret(path.read_text(encoding="utf-8").strip(), f"systemd credential {name}")
+            return _remember(Secret(path.read_text(encoding="utf-8").strip(), f"systemd credential {name}"))
     value = _keyring_get(name)
     if value:
-        return Secret(value, f"keyring {KEYRING_SERVICE}/{name}")
+        return _remember(Secret(value, f"keyring {KEYRING_SERVICE}/{name}"))
     raise AuthError(
         f"credential {name!r} not found: set ${variable}, provide it as a systemd credential"
         f" (LoadCredential={name}:...), or run `harvest login {name}`"

@@ -612,6 +612,12 @@ class Journal:
                 "INSERT INTO errors (at, kind, path, destination, message) VALUES (?, ?, ?, ?, ?)",
                 (time.time(), kind, path, destination, message),
             )
+            # A monotonic count per class for the metrics endpoint (the errors table is trimmed).
+            db.execute(
+                "INSERT INTO agent (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE"
+                " SET value = CAST(value AS INTEGER) + 1",
+                (f"failures.{kind}",),
+            )
             db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", (ERRORS_KEPT,))
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:

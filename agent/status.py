@@ -31,6 +31,7 @@ HINTS = {
     "watch": "check that the watched folder exists and the agent may read it; run `harvest doctor`",
     "dataset": "archived with a warning, recorded in its harvest.json; a late file makes a new revision",
     "control": "the control channel could not start; check permissions on the state dir",
+    "metrics": "the metrics port is taken or not allowed; change metrics.listen",
 }
 
 

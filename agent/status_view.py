@@ -1,11 +1,30 @@
-"""Plain-text rendering of the status report for terminals."""
+"""The one-screen status view (rich), shared by ``harvest status`` and ``harvest watch``.
+
+Built to fit an 80x24 terminal: the header, destinations and guard take a few lines,
+datasets fill what is left (newest first), the latest errors come last with a hint.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
-def _size(count: float) -> str:
+STATE_STYLES = {
+    "committed": "green",
+    "uploading": "cyan",
+    "settling": "yellow",
+    "incomplete": "magenta",
+    "failed": "bold red",
+}
+HEALTH_STYLES = {"healthy": "bold green", "degraded": "bold yellow", "down": "bold red"}
+
+
+def size(count: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(count) < 1024 or unit == "TiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
@@ -13,42 +32,124 @@ def _size(count: float) -> str:
     return f"{count} B"
 
 
-def render_status(report: dict[str, Any]) -> str:
-    agent = report["agent"]
-    lines = []
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d"
+
+
+def _since(iso: str | None) -> str:
+    if not iso:
+        return "?"
+    moment = datetime.fromisoformat(iso).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _header(report: dict[str, Any]) -> Text:
+    agent, health = report["agent"], report["health"]
+    text = Text()
+    text.append(f"{health['state'].upper()}", style=HEALTH_STYLES[health["state"]])
+    instrument = agent.get("instrument_id") or "?"
     if agent["running"]:
-        lines.append(f"agent: running (pid {agent['pid']}, since {agent['started_at']}) — {agent['instrument_id']}")
+        text.append(f"  {instrument}: agent up since {_since(agent['started_at'])} (pid {agent['pid']})")
     else:
-        lines.append("agent: not running")
+        text.append(f"  {instrument}: agent DOWN", style="bold")
     files = report["files"]
-    lines.append(
-        "files: " + ", ".join(f"{count} {state}" for state, count in files.items() if count) or "files: none yet"
+    text.append(
+        f"\nfiles: {files.get('settling', 0)} settling, {files.get('settled', 0)} to hash,"
+        f" {files.get('hashed', 0)} hashed, {files.get('failed', 0)} failed"
     )
+    unsafe = report.get("oldest_unsafe")
+    if unsafe:
+        text.append(f"; oldest not yet archived: {duration(unsafe['age_seconds'])}")
+    elif agent["running"]:
+        text.append("; everything found is archived", style="green")
+    return text
+
+
+def _destinations(report: dict[str, Any]) -> Text:
+    text = Text()
     for destination in report["destinations"]:
-        extra = f" — {destination['reason']} (next try {destination['next_retry_at']})" if destination["reason"] else ""
-        counts = report["deliveries"].get(destination["name"], {})
-        done = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
-        lines.append(f"destination {destination['name']}: {destination['state']}{extra}; {done or 'nothing yet'}")
-    for item in report["in_flight"]:
-        total = item["bytes_total"] or 1
-        lines.append(
-            f"  sending {item['path']} -> {item['destination']}: {_size(item['bytes_done'])} of"
-            f" {_size(item['bytes_total'])} ({100 * item['bytes_done'] / total:.0f}%)"
+        name = destination["name"]
+        counts = report["deliveries"].get(name, {})
+        text.append(f"\n{name}: ")
+        if destination["state"] == "paused":
+            text.append("PAUSED", style="bold yellow")
+            text.append(f" ({destination['reason']}; next try {_since(destination['next_retry_at'])})")
+        elif destination.get("hold"):
+            text.append(destination["hold"].upper(), style="yellow")
+        else:
+            text.append("up", style="green")
+            rate = destination.get("rate_bytes_per_second") or 0
+            if rate > 1024:
+                text.append(f" {size(rate)}/s")
+        text.append(f"  {counts.get('verified', 0)} verified, {counts.get('pending', 0) + counts.get('sending', 0)}"
+                    f" to send, {counts.get('failed', 0)} failed")  # fmt: skip
+    guard = report.get("guard") or {}
+    if guard.get("active"):
+        rate = guard.get("rate_bytes_per_second") or 0
+        text.append("\nacquisition running: uploads throttled", style="bold magenta")
+        text.append(f" to {size(rate)}/s since {_since(guard.get('since'))}")
+    return text
+
+
+def _datasets(report: dict[str, Any], rows: int, width: int) -> Table:
+    table = Table(box=None, padding=(0, 1), expand=False, show_edge=False)
+    table.add_column("dataset", overflow="ellipsis", no_wrap=True, max_width=max(16, width - 58))
+    table.add_column("state", no_wrap=True)
+    table.add_column("files", justify="right", no_wrap=True)
+    table.add_column("progress", no_wrap=True, width=10)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("ETA", justify="right", no_wrap=True)
+    for dataset in report["datasets"][: max(rows, 0)]:
+        total = dataset["bytes"] or 0
+        done = dataset["bytes_done"] or 0
+        label = dataset["key"] + (f" ({dataset['operator']})" if dataset.get("operator") else "")
+        eta = dataset.get("eta_seconds")
+        rate = dataset.get("rate_bytes_per_second") or 0
+        table.add_row(
+            label,
+            Text(dataset["state"], style=STATE_STYLES.get(dataset["state"], "")),
+            f"{dataset['files_done']}/{dataset['files']}",
+            ProgressBar(total=max(total, 1), completed=done if total else 1, width=10),
+            f"{size(done)}/{size(total)}",
+            (duration(eta) if eta is not None else "") + (f" {size(rate)}/s" if rate > 1024 and width >= 90 else ""),
         )
-    if report["datasets"]:
-        lines.append("datasets (newest first):")
-        for dataset in report["datasets"][:15]:
-            committed = ", ".join(
-                f"{name} r{commit['revision']}" + ("" if commit["state"] == "committed" else " (updating)")
-                for name, commit in dataset["committed"].items()
-            )
-            failed = f", {dataset['failed_files']} failed" if dataset["failed_files"] else ""
-            lines.append(
-                f"  {dataset['key']}: {dataset['state']} r{dataset['revision']}, {dataset['files']} files,"
-                f" {_size(dataset['bytes'])}{failed}; committed: {committed or 'not yet'}"
-            )
-    if report["errors"]:
-        lines.append("recent errors:")
-        for error in report["errors"][:10]:
-            lines.append(f"  {error['at']} [{error['kind']}] {error['message']}")
-    return "\n".join(lines)
+    return table
+
+
+def _errors(report: dict[str, Any], count: int) -> Text:
+    text = Text()
+    for error in report["errors"][:count]:
+        text.append(f"\n{_since(error['at'])} ", style="dim")
+        text.append(f"[{error['kind']}] ", style="red")
+        text.append(error["message"])
+        if error.get("hint"):
+            text.append(f"\n  -> {error['hint']}", style="italic")
+    return text
+
+
+def status_view(report: dict[str, Any], *, width: int = 80, height: int | None = None) -> RenderableType:
+    """The whole screen; with *height*, trimmed to fit it (for ``harvest watch``)."""
+    header = _header(report)
+    destinations = _destinations(report)
+    reasons = Text("\n".join(f"! {reason}" for reason in report["health"]["reasons"]), style="yellow")
+    used = 2 + len(destinations.plain.splitlines()) + len(report["health"]["reasons"])
+    if height is None:
+        rows, error_count = 15, 5
+    else:
+        error_count = 1 if report["errors"] else 0
+        rows = height - used - 2 - 3 * error_count  # table header, spacing, error + hint lines
+    parts: list[RenderableType] = [header, destinations]
+    if report["health"]["reasons"]:
+        parts.append(reasons)
+    if report["datasets"] and rows > 0:
+        parts.append(_datasets(report, rows, width))
+    if error_count and report["errors"]:
+        parts.append(Text("recent errors:", style="bold") + _errors(report, error_count))
+    return Group(*parts)

@@ -53,6 +53,17 @@ class TransferControl(Protocol):
 
 
 @dataclass(frozen=True)
+class SelfTest:
+    """What `harvest doctor` learnt by writing, reading back and deleting a probe object."""
+
+    detail: str
+    server_time: float | None = None  # the server's clock (Date header or a file's mtime), for skew
+
+
+PROBE_BYTES = b"harvest-agent doctor probe: safe to delete\n"
+
+
+@dataclass(frozen=True)
 class Delivered:
     remote_key: str
     skipped: bool  # the destination already held these exact bytes
@@ -80,6 +91,10 @@ class DestinationTransport(ABC):
     @abstractmethod
     def commit(self, package: DatasetPackage) -> None:
         """Write the package's tag files, manifests last: the bag is then complete."""
+
+    @abstractmethod
+    def self_test(self, scope: str) -> SelfTest:
+        """Write a small probe object under *scope*, read it back, delete it (`harvest doctor`)."""
 
     def abort_orphans(self, known_states: list[dict[str, Any]], scope: str) -> int:
         """Terminate unfinished uploads under *scope* (this instrument's folder) that the

@@ -19,10 +19,18 @@ import errno
 import hashlib
 import os
 import sys
+import uuid
 from pathlib import Path
 
 from agent.config.models import FilesystemDestination
-from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
+from agent.destinations.base import (
+    PROBE_BYTES,
+    Delivered,
+    DestinationTransport,
+    PayloadItem,
+    SelfTest,
+    TransferControl,
+)
 from agent.errors import ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
@@ -98,6 +106,21 @@ class FilesystemTransport(DestinationTransport):
             probe_path.unlink()
         except OSError as error:
             raise self._translate(error, f"write to {self.root_path}") from None
+
+    def self_test(self, scope: str) -> SelfTest:
+        self.probe()
+        probe_path = self.root_path / STAGING_FOLDER / f"doctor-{uuid.uuid4().hex}"
+        try:
+            probe_path.write_bytes(PROBE_BYTES)
+            try:
+                if probe_path.read_bytes() != PROBE_BYTES:
+                    raise ItemError(f"{self.name}: the probe file read back differently")
+                server_time = probe_path.stat().st_mtime  # set by the file server's clock on a share
+            finally:
+                probe_path.unlink()
+        except OSError as error:
+            raise self._translate(error, f"write, read and delete in {self.root_path}") from None
+        return SelfTest(f"wrote, read back and deleted a probe in {self.root_path}", server_time)
 
     def _staging_path(self, item: PayloadItem) -> Path:
         key = f"{item.bag_path}\0{item.path_in_dataset}\0{item.sha256}".encode("utf-8", "surrogateescape")

@@ -17,7 +17,9 @@ import contextlib
 import hashlib
 import os
 import threading
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -26,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 
 from agent.config.models import S3Destination
 from agent.credentials import resolve
-from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
+from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
@@ -106,6 +108,21 @@ class S3Transport(DestinationTransport):
     def probe(self) -> None:
         self._client = None
         self._call("check bucket", "head_bucket", Bucket=self.config.bucket)
+
+    def self_test(self, scope: str) -> SelfTest:
+        self.probe()
+        key = self._key(f"{scope}/.harvest-doctor-{uuid.uuid4().hex}")
+        bucket = self.config.bucket
+        reply = self._call("write a probe object", "put_object", Bucket=bucket, Key=key, Body=PROBE_BYTES)
+        try:
+            body = self._call("read the probe object", "get_object", Bucket=bucket, Key=key)["Body"].read()
+            if body != PROBE_BYTES:
+                raise ItemError(f"{self.name}: the probe object read back differently")
+        finally:
+            self._call("delete the probe object", "delete_object", Bucket=bucket, Key=key)
+        date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        server_time = parsedate_to_datetime(date).timestamp() if date else None
+        return SelfTest(f"wrote, read back and deleted s3://{bucket}/{key}", server_time)
 
     def sync(self) -> None:
         """Nothing to do: an acknowledged PUT or part is durable at the server."""

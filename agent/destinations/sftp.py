@@ -16,6 +16,7 @@ import os
 import posixpath
 import socket
 import stat as stat_module
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import paramiko
 
 from agent.config.models import SftpDestination
 from agent.credentials import resolve
-from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
+from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
@@ -131,6 +132,24 @@ class SftpTransport(DestinationTransport):
             raise self._translate(error, f"open {self.config.path}") from None
         if not stat_module.S_ISDIR(attributes.st_mode or 0):
             raise TransientError(f"{self.name}: {self.config.path} is not a folder on the server")
+
+    def self_test(self, scope: str) -> SelfTest:
+        self.probe()
+        path = self._remote(f".harvest-doctor-{uuid.uuid4().hex}")
+        try:
+            sftp = self.sftp()
+            with sftp.open(path, "wb") as remote:
+                remote.write(PROBE_BYTES)
+            try:
+                with sftp.open(path, "rb") as remote:
+                    if remote.read() != PROBE_BYTES:
+                        raise ItemError(f"{self.name}: the probe file read back differently")
+                server_time = sftp.stat(path).st_mtime
+            finally:
+                sftp.remove(path)
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise self._translate(error, f"write, read and delete in {self.config.path}") from None
+        return SelfTest(f"wrote, read back and deleted {path}", float(server_time) if server_time else None)
 
     def sync(self) -> None:
         """Nothing more to do: each file was read back and verified before its rename."""

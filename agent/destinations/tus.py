@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -28,7 +29,7 @@ import requests
 
 from agent.config.models import TusDestination
 from agent.credentials import resolve
-from agent.destinations.base import Delivered, DestinationTransport, PayloadItem, TransferControl
+from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.destinations.http import ATTEMPTS, RetryableHTTPError, check_response, with_retries
 from agent.errors import ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
@@ -113,6 +114,29 @@ class TusTransport(DestinationTransport):
         # OPTIONS is answered without authentication (CORS): a HEAD on an upload that
         # does not exist tells whether the credentials are accepted (404) or not (401).
         self._offset(urljoin(self.url, "harvest-probe-0000"))
+
+    def self_test(self, scope: str) -> SelfTest:
+        self.probe()
+        upload_url = self._create(len(PROBE_BYTES), {"filename": f"harvest-doctor-{scope}"})
+        try:
+            response = self._request(
+                "PATCH",
+                upload_url,
+                "probe PATCH",
+                data=PROBE_BYTES,
+                headers={"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+            )
+            if response.status_code != 204:
+                raise ItemError(f"{self.name}: probe PATCH answered HTTP {response.status_code}")
+            offset = self._offset(upload_url)
+            if offset != len(PROBE_BYTES):
+                raise ItemError(f"{self.name}: the server holds {offset} of the probe's {len(PROBE_BYTES)} bytes")
+        finally:
+            if "termination" in self.extensions():
+                self._request("DELETE", upload_url, "delete probe")
+        date = response.headers.get("Date")
+        server_time = parsedate_to_datetime(date).timestamp() if date else None
+        return SelfTest(f"created, sent, checked the offset of and deleted a probe upload at {self.url}", server_time)
 
     def sync(self) -> None:
         """Nothing to do: every acknowledged PATCH is already durable at the server."""

@@ -33,6 +33,7 @@ from agent.guard import AcquisitionGuard
 from agent.hashing import identity_of
 from agent.journal import FileRecord, FileState, Journal, SettledFile
 from agent.lock import StateDirLock
+from agent.metrics import MetricsServer
 from agent.notify import Notifier
 from agent.settle import Candidate, SettleTracker
 from agent.watch import Found, RootWatcher, relative_posix, scan_tree
@@ -121,6 +122,7 @@ class Engine:
         ]
         self.commands = CommandHandler(self)
         self._control: ControlServer | None = None
+        self._metrics: MetricsServer | None = None
         self._rates = {worker.transport.name: _RateMeter() for worker in self._transfer_workers}
 
     # ----- callbacks from worker threads (thread-safe: they only enqueue or set events) -----
@@ -158,6 +160,7 @@ class Engine:
             worker.start()
         self._start_scans()
         self._start_control()
+        self._start_metrics()
         self._notifier.ready(self._status_line())
         try:
             while not self.stop_event.is_set():
@@ -184,10 +187,25 @@ class Engine:
             return
         self._control.start()
 
+    def _start_metrics(self) -> None:
+        if self.oneshot or self.config.metrics is None:
+            return
+        try:
+            self._metrics = MetricsServer(self.config.metrics.listen, self.config.state_dir)
+        except OSError as error:
+            message = f"metrics endpoint {self.config.metrics.listen} unavailable: {error.strerror or error}"
+            logger.error(message)
+            self._journal.record_error("metrics", message)
+            return
+        self._metrics.start()
+        logger.info("serving /metrics and /status on %s", self.config.metrics.listen)
+
     def _shutdown(self) -> None:
         self._notifier.stopping()
         if self._control is not None:
             self._control.close()
+        if self._metrics is not None:
+            self._metrics.stop()
         for root in self._roots:
             root.watcher.stop()
         self._hash_worker.wake.set()

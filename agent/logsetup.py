@@ -1,0 +1,85 @@
+"""Logging: text or JSON lines to stderr (journald collects them), plus a rotating file.
+
+Where no journald collects stderr (Windows, or ``logging.file`` set) the same lines go
+to a size-rotated file. A filter masks every credential resolved in this process, so
+a secret that reaches an exception message never reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+from agent import credentials
+from agent.config.models import AgentConfig
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+class SecretFilter(logging.Filter):
+    """Replace any resolved credential in a record's final text with ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = credentials.resolved_secrets()
+        if not secrets:
+            return True
+        message = record.getMessage()
+        masked = message
+        for secret in secrets:
+            masked = masked.replace(secret, "***")
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def log_file_path(config: AgentConfig) -> Path | None:
+    """The rotating log file, if any: 'auto' means one only where no journald is present."""
+    setting = config.logging.file
+    if setting is None:
+        return None
+    if setting == "auto":
+        if sys.platform == "win32" and not os.environ.get("JOURNAL_STREAM"):
+            return config.state_dir / "logs" / "harvest.log"
+        return None
+    return Path(setting)
+
+
+def setup_logging(config: AgentConfig, *, verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, config.logging.level.upper())
+    formatter: logging.Formatter = (
+        JsonFormatter() if config.logging.format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    path = log_file_path(config)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                path, maxBytes=config.logging.max_bytes, backupCount=config.logging.backups, encoding="utf-8"
+            )
+        )
+    secret_filter = SecretFilter()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(secret_filter)
+    logging.basicConfig(level=level, handlers=handlers, force=True)
+    logging.getLogger("watchdog").setLevel(logging.WARNING)
+    for noisy in ("botocore", "boto3", "urllib3", "paramiko", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

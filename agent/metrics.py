@@ -1,0 +1,163 @@
+"""Prometheus metrics and the status JSON over HTTP (``metrics: {listen: host:port}``).
+
+Every scrape reads the journal (read-only) through the same report as ``harvest
+status``, so the figures a fleet dashboard shows are the ones an operator sees.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from agent.journal import Journal
+from agent.status import build_status
+
+logger = logging.getLogger(__name__)
+
+
+class JournalCollector(Collector):
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+
+    def collect(self) -> Iterator[Metric]:
+        report = build_status(self._state_dir)
+        journal = Journal(self._state_dir, read_only=True)
+        try:
+            delivered = journal.query(
+                "SELECT d.destination, COUNT(*), COALESCE(SUM(f.size_bytes), 0) FROM deliveries d"
+                " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state = 'verified'"
+                " GROUP BY d.destination"
+            )
+            queued = journal.query(
+                "SELECT d.destination, COUNT(*), COALESCE(SUM(f.size_bytes - d.offset_bytes), 0) FROM deliveries d"
+                " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state IN ('pending', 'sending')"
+                " GROUP BY d.destination"
+            )
+            failures = journal.query("SELECT key, value FROM agent WHERE key LIKE 'failures.%'")
+        finally:
+            journal.close()
+        yield from _metrics(report, delivered, queued, failures)
+
+
+def _metrics(
+    report: dict[str, Any],
+    delivered: list[tuple[Any, ...]],
+    queued: list[tuple[Any, ...]],
+    failures: list[tuple[Any, ...]],
+) -> Iterator[Metric]:
+    agent = report["agent"]
+    info = InfoMetricFamily("harvest_agent", "Agent version and instrument identity")
+    info.add_metric(
+        [], {"version": str(agent.get("version") or ""), "instrument_id": str(agent.get("instrument_id") or "")}
+    )
+    yield info
+    up = GaugeMetricFamily("harvest_agent_up", "1 while the agent is running (recent heartbeat)")
+    up.add_metric([], 1.0 if agent["running"] else 0.0)
+    yield up
+    health = GaugeMetricFamily("harvest_health", "0 healthy, 1 degraded, 2 down (as harvest status exits)")
+    health.add_metric([], float(report["health"]["code"]))
+    yield health
+    files_bytes = CounterMetricFamily(
+        "harvest_delivered_bytes", "Bytes verified at each destination", labels=["destination"]
+    )
+    files_count = CounterMetricFamily(
+        "harvest_delivered_files", "Files verified at each destination", labels=["destination"]
+    )
+    for destination, count, byte_count in delivered:
+        files_count.add_metric([str(destination)], float(count))
+        files_bytes.add_metric([str(destination)], float(byte_count))
+    yield files_bytes
+    yield files_count
+    queue_files = GaugeMetricFamily("harvest_queue_files", "Files waiting to be sent", labels=["destination"])
+    queue_bytes = GaugeMetricFamily("harvest_queue_bytes", "Bytes waiting to be sent", labels=["destination"])
+    for destination, count, byte_count in queued:
+        queue_files.add_metric([str(destination)], float(count))
+        queue_bytes.add_metric([str(destination)], float(byte_count))
+    yield queue_files
+    yield queue_bytes
+    states = GaugeMetricFamily("harvest_files", "Files by state", labels=["state"])
+    for state, count in report["files"].items():
+        states.add_metric([state], float(count))
+    yield states
+    oldest = GaugeMetricFamily("harvest_oldest_pending_file_age_seconds", "Age of the oldest file not yet archived")
+    oldest.add_metric([], float(report["oldest_unsafe"]["age_seconds"]) if report["oldest_unsafe"] else 0.0)
+    yield oldest
+    failed = CounterMetricFamily("harvest_failures", "Failures recorded, by class", labels=["class"])
+    for key, value in failures:
+        failed.add_metric([str(key).removeprefix("failures.")], float(value))
+    yield failed
+    destination_up = GaugeMetricFamily(
+        "harvest_destination_up", "1 if the destination is usable", labels=["destination"]
+    )
+    paused = GaugeMetricFamily(
+        "harvest_destination_paused", "1 if uploads to the destination are paused", labels=["destination", "reason"]
+    )
+    for destination in report["destinations"]:
+        name = str(destination["name"])
+        errored = destination["state"] == "paused"
+        destination_up.add_metric([name], 0.0 if errored else 1.0)
+        hold = destination.get("hold")
+        reason = "error" if errored else "operator" if hold == "paused by operator" else "schedule" if hold else ""
+        paused.add_metric([name, reason], 1.0 if reason else 0.0)
+    yield destination_up
+    yield paused
+    guard = GaugeMetricFamily("harvest_acquisition_guard_active", "1 while an acquisition is running")
+    guard.add_metric([], 1.0 if report["guard"]["active"] else 0.0)
+    yield guard
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            if path == "/metrics":
+                body, content_type = generate_latest(self.server.registry), CONTENT_TYPE_LATEST
+            elif path == "/status":
+                body = json.dumps(build_status(self.server.state_dir), indent=2).encode()
+                content_type = "application/json"
+            else:
+                self.send_error(404, "try /metrics or /status")
+                return
+        except Exception as error:  # noqa: BLE001 - one failed scrape must not stop the endpoint
+            logger.warning("metrics endpoint: %s", error)
+            self.send_error(500, "could not read the journal")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("metrics: " + format, *args)
+
+
+class MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, listen: str, state_dir: Path) -> None:
+        host, _, port = listen.rpartition(":")
+        self.state_dir = state_dir
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(JournalCollector(state_dir))
+        super().__init__((host or "0.0.0.0", int(port)), _Handler)  # noqa: S104 - the operator chose to listen
+        self._thread = threading.Thread(target=self.serve_forever, name="metrics", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)

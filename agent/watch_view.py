@@ -1,0 +1,35 @@
+"""``harvest watch``: the status screen refreshed from the journal until Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from agent.errors import HarvestError
+from agent.status import build_status
+from agent.status_view import status_view
+
+
+def _screen(state_dir: Path, console: Console) -> RenderableType:
+    try:
+        report = build_status(state_dir)
+    except HarvestError as error:
+        return Text(f"waiting for the agent's journal: {error}", style="yellow")
+    width, height = console.size
+    footer = Text(f"{time.strftime('%H:%M:%S')}  refreshing; Ctrl-C to leave (the agent keeps running)", style="dim")
+    return Group(status_view(report, width=width, height=height - 1), footer)
+
+
+def watch_status(state_dir: Path, interval: float) -> None:
+    console = Console()
+    try:
+        with Live(_screen(state_dir, console), console=console, screen=True, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(_screen(state_dir, console), refresh=True)
+    except KeyboardInterrupt:
+        pass
