@@ -93,16 +93,22 @@ def _report(journal: Journal) -> dict[str, Any]:
             "SELECT name, state, reason, next_retry_at FROM destinations ORDER BY name"
         )
     ]
+    live = _live_progress(facts) if running else {}
     in_flight = [
-        {"path": f"{root}/{rel_path}", "destination": destination, "bytes_done": offset, "bytes_total": size}
-        for root, rel_path, destination, offset, size in journal.query(
-            "SELECT f.root, f.rel_path, d.destination, d.offset_bytes, f.size_bytes FROM deliveries d"
+        {
+            "path": f"{root}/{rel_path}",
+            "destination": destination,
+            "bytes_done": max(offset, live.get((destination, file_id), 0)),
+            "bytes_total": size,
+        }
+        for root, rel_path, destination, offset, size, file_id in journal.query(
+            "SELECT f.root, f.rel_path, d.destination, d.offset_bytes, f.size_bytes, f.id FROM deliveries d"
             " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state = ? ORDER BY d.updated_at",
             (DeliveryState.SENDING,),
         )
     ]
     rates = {key[len("rate.") :]: float(value or 0) for key, value in facts.items() if key.startswith("rate.")}
-    datasets = [_dataset_report(journal, row, rates if running else {}) for row in journal.query(
+    datasets = [_dataset_report(journal, row, rates if running else {}, live) for row in journal.query(
         "SELECT id, dataset_key, state, revision, closed_at, close_reason, fields_json, warnings_json FROM datasets"
         " ORDER BY id DESC LIMIT ?",
         (RECENT_DATASETS,),
@@ -196,7 +202,19 @@ def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
     return {"path": f"{root}/{rel_path}", "since": _iso(since), "age_seconds": max(0.0, now - float(since))}
 
 
-def _dataset_report(journal: Journal, row: tuple[Any, ...], rates: dict[str, float]) -> dict[str, Any]:
+def _live_progress(facts: dict[str, str]) -> dict[tuple[str, int], int]:
+    """Bytes sent so far for files in flight, per (destination, file id), from the heartbeat."""
+    live: dict[tuple[str, int], int] = {}
+    for key, value in facts.items():
+        if key.startswith("live.") and value:
+            for file_id, sent in json.loads(value).items():
+                live[(key[len("live.") :], int(file_id))] = int(sent)
+    return live
+
+
+def _dataset_report(
+    journal: Journal, row: tuple[Any, ...], rates: dict[str, float], live: dict[tuple[str, int], int]
+) -> dict[str, Any]:
     dataset_id, key, state, revision, closed_at, reason, fields_json, warnings_json = row
     files_total, bytes_total, failed_files, quarantined = journal.query(
         "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), COALESCE(SUM(state = 'failed'), 0),"
@@ -214,6 +232,14 @@ def _dataset_report(journal: Journal, row: tuple[Any, ...], rates: dict[str, flo
         counts = by_destination.setdefault(str(destination), {"bytes": 0})
         counts[str(delivery_state)] = int(count)
         counts["bytes"] += int(done_bytes or 0)
+    for destination, file_id, offset in journal.query(
+        "SELECT d.destination, d.file_id, d.offset_bytes FROM deliveries d JOIN files f ON f.id = d.file_id"
+        " AND f.version = d.version WHERE f.dataset_id = ? AND d.state IN ('pending', 'sending')",
+        (dataset_id,),
+    ):
+        extra = live.get((str(destination), int(file_id)), 0) - int(offset)
+        if extra > 0 and str(destination) in by_destination:
+            by_destination[str(destination)]["bytes"] += extra
     files_done = journal.query(
         "SELECT COUNT(*) FROM files f WHERE f.dataset_id = ? AND f.state = 'hashed'"
         " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version)"

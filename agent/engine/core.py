@@ -57,7 +57,8 @@ class _RateMeter:
         if self._last_time is not None and now > self._last_time:
             instant = (total_bytes - self._last_bytes) / (now - self._last_time)
             weight = min(1.0, (now - self._last_time) / 6.0)
-            self.rate += weight * (instant - self.rate)
+            # From idle, the first measured interval is the estimate (no slow ramp from zero).
+            self.rate = instant if self.rate < 1.0 else self.rate + weight * (instant - self.rate)
         self._last_bytes, self._last_time = total_bytes, now
         return self.rate
 
@@ -252,6 +253,7 @@ class Engine:
         for worker in self._transfer_workers:
             name = worker.transport.name
             facts[f"hold.{name}"] = worker.hold_reason() or ""
+            facts[f"live.{name}"] = json.dumps(dict(worker.live))
             facts[f"rate.{name}"] = f"{self._rates[name].update(worker.bytes_sent, now):.0f}"
         return facts
 

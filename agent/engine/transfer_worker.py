@@ -131,6 +131,7 @@ class TransferWorker(threading.Thread):
         self._max_transfers = settings.max_transfers
         self.operator_paused = operator_paused
         self.bytes_sent = 0  # since start, for the rate shown in status
+        self.live: dict[int, int] = {}  # file id -> bytes sent so far, for files in flight
         self.wake = threading.Event()
         self.heartbeat = 0.0
         self.busy = False
@@ -295,7 +296,24 @@ class TransferWorker(threading.Thread):
         )
         if self.hold_reason() is not None:
             return None
-        control = _Control(journal, delivery, self._stop_event, self.hold_reason, on_progress=self._progress)
+        file_id = record.id
+        self.live[file_id] = delivery.offset_bytes
+
+        def progress(count: int) -> None:
+            self.live[file_id] = self.live.get(file_id, 0) + count
+            self._progress(count)
+
+        control = _Control(journal, delivery, self._stop_event, self.hold_reason, on_progress=progress)
+        try:
+            return self._deliver_with(journal, delivery, item, control)
+        finally:
+            self.live.pop(file_id, None)
+
+    def _deliver_with(
+        self, journal: Journal, delivery: DeliveryRecord, item: PayloadItem, control: _Control
+    ) -> tuple[DeliveryRecord, DeliveryState, str | None] | None:
+        record = delivery.file
+        source_path = item.source_path
         try:
             self.transport.deliver(item, control)
         except StopRequested:

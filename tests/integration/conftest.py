@@ -35,13 +35,26 @@ class Daemon:
         return self
 
     def status(self) -> dict[str, Any]:
+        """The status report; `harvest status` exits 0, 1 or 2 by health, and the code must match it."""
         result = subprocess.run(
             harvest_command("status", "--json", "--config", str(self.config_path)),
             capture_output=True,
             env=subprocess_env(),
-            check=True,
         )
-        return json.loads(result.stdout)  # type: ignore[no-any-return]
+        assert result.returncode in (0, 1, 2), result.stderr
+        report: dict[str, Any] = json.loads(result.stdout)
+        assert report["health"]["code"] == result.returncode
+        return report
+
+    def harvest(self, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Another harvest command against this daemon's config (pause, retry, doctor, ...)."""
+        return subprocess.run(
+            harvest_command(*arguments, "--config", str(self.config_path)),
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=timeout,
+        )
 
     def running(self) -> bool:
         """True once the daemon reports itself running (its journal may not exist yet)."""
@@ -50,7 +63,7 @@ class Daemon:
             capture_output=True,
             env=subprocess_env(),
         )
-        return result.returncode == 0 and bool(json.loads(result.stdout)["agent"]["running"])
+        return bool(result.stdout) and bool(json.loads(result.stdout)["agent"]["running"])
 
     def stop(self, timeout: float = 30) -> int:
         assert self.process is not None

@@ -60,9 +60,10 @@ def test_scan_archives_samples_as_valid_bags_and_leaves_source_untouched(tmp_pat
         capture_output=True,
         text=True,
         env=subprocess_env(),
-        check=True,
     )
+    assert status.returncode == 2, status.stderr  # down: no agent runs after a scan
     report = json.loads(status.stdout)
+    assert report["health"]["state"] == "down"
     assert {"files", "datasets", "errors"} <= set(report)
     assert report["files"]["hashed"] == 12 and report["files"]["ignored"] == 1
     assert report["agent"]["running"] is False
