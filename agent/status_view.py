@@ -50,37 +50,36 @@ def _since(iso: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def _header(report: dict[str, Any]) -> Text:
+def _header(report: dict[str, Any]) -> list[Text]:
     agent, health = report["agent"], report["health"]
-    text = Text()
-    text.append(f"{health['state'].upper()}", style=HEALTH_STYLES[health["state"]])
+    first = Text()
+    first.append(f"{health['state'].upper()}", style=HEALTH_STYLES[health["state"]])
     instrument = agent.get("instrument_id") or "?"
     if agent["running"]:
-        text.append(f"  {instrument}: agent up since {_since(agent['started_at'])} (pid {agent['pid']})")
+        first.append(f"  {instrument}: agent up since {_since(agent['started_at'])} (pid {agent['pid']})")
     else:
-        text.append(f"  {instrument}: agent DOWN", style="bold")
+        first.append(f"  {instrument}: agent DOWN", style="bold")
     files = report["files"]
-    text.append(
-        f"\nfiles: {files.get('settling', 0)} settling, {files.get('settled', 0)} to hash,"
+    second = Text(
+        f"files: {files.get('settling', 0)} settling, {files.get('settled', 0)} to hash,"
         f" {files.get('hashed', 0)} hashed, {files.get('failed', 0)} failed"
     )
     unsafe = report.get("oldest_unsafe")
     if unsafe:
-        text.append(f"; oldest not yet archived: {duration(unsafe['age_seconds'])}")
+        second.append(f"; oldest not yet archived: {duration(unsafe['age_seconds'])}")
     elif agent["running"]:
-        text.append("; everything found is archived", style="green")
-    return text
+        second.append("; everything found is archived", style="green")
+    return [first, second]
 
 
-def _destinations(report: dict[str, Any]) -> Text:
-    text = Text()
+def _destinations(report: dict[str, Any]) -> list[Text]:
+    lines = []
     for destination in report["destinations"]:
         name = destination["name"]
         counts = report["deliveries"].get(name, {})
-        text.append(f"\n{name}: ")
+        text = Text(f"{name}: ")
         if destination["state"] == "paused":
             text.append("PAUSED", style="bold yellow")
-            text.append(f" ({destination['reason']}; next try {_since(destination['next_retry_at'])})")
         elif destination.get("hold"):
             text.append(destination["hold"].upper(), style="yellow")
         else:
@@ -90,66 +89,94 @@ def _destinations(report: dict[str, Any]) -> Text:
                 text.append(f" {size(rate)}/s")
         text.append(f"  {counts.get('verified', 0)} verified, {counts.get('pending', 0) + counts.get('sending', 0)}"
                     f" to send, {counts.get('failed', 0)} failed")  # fmt: skip
+        if destination["state"] == "paused":
+            text.append(f"; next try {_since(destination['next_retry_at'])}: {destination['reason']}")
+        lines.append(text)
     guard = report.get("guard") or {}
     if guard.get("active"):
         rate = guard.get("rate_bytes_per_second") or 0
-        text.append("\nacquisition running: uploads throttled", style="bold magenta")
+        text = Text("acquisition running: uploads throttled", style="bold magenta")
         text.append(f" to {size(rate)}/s since {_since(guard.get('since'))}")
-    return text
+        lines.append(text)
+    return lines
 
 
 def _datasets(report: dict[str, Any], rows: int, width: int) -> Table:
-    table = Table(box=None, padding=(0, 1), expand=False, show_edge=False)
-    table.add_column("dataset", overflow="ellipsis", no_wrap=True, max_width=max(16, width - 58))
-    table.add_column("state", no_wrap=True)
-    table.add_column("files", justify="right", no_wrap=True)
+    show_rate = width >= 100
+    table = Table(box=None, padding=(0, 1), pad_edge=False, expand=False, show_edge=False)
+    # Fixed columns take 58 cells (with padding), the rate 12 more; the key gets the rest.
+    key_width = max(12, width - 59 - (12 if show_rate else 0))
+    table.add_column("dataset", overflow="ellipsis", no_wrap=True, width=key_width)
+    table.add_column("state", no_wrap=True, width=10)
+    table.add_column("files", justify="right", no_wrap=True, width=9, overflow="ellipsis")
     table.add_column("progress", no_wrap=True, width=10)
-    table.add_column("bytes", justify="right", no_wrap=True)
-    table.add_column("ETA", justify="right", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True, width=17, overflow="ellipsis")
+    table.add_column("ETA", justify="right", no_wrap=True, width=6)
+    if show_rate:
+        table.add_column("rate", justify="right", no_wrap=True, width=11)
     for dataset in report["datasets"][: max(rows, 0)]:
         total = dataset["bytes"] or 0
         done = dataset["bytes_done"] or 0
-        label = dataset["key"] + (f" ({dataset['operator']})" if dataset.get("operator") else "")
+        operator = dataset.get("operator")
+        label = dataset["key"] + (f" ({operator})" if operator and operator not in dataset["key"] else "")
+        if len(label) > key_width:  # keep the end: sessions differ there, operators do not
+            label = "…" + label[-(key_width - 1) :]
         eta = dataset.get("eta_seconds")
         rate = dataset.get("rate_bytes_per_second") or 0
-        table.add_row(
+        cells: list[Any] = [
             label,
             Text(dataset["state"], style=STATE_STYLES.get(dataset["state"], "")),
             f"{dataset['files_done']}/{dataset['files']}",
             ProgressBar(total=max(total, 1), completed=done if total else 1, width=10),
-            f"{size(done)}/{size(total)}",
-            (duration(eta) if eta is not None else "") + (f" {size(rate)}/s" if rate > 1024 and width >= 90 else ""),
-        )
+            f"{_short(done)}/{_short(total)}",
+            duration(eta) if eta is not None else "",
+        ]
+        if show_rate:
+            cells.append(f"{size(rate)}/s" if rate > 1024 else "")
+        table.add_row(*cells)
     return table
 
 
-def _errors(report: dict[str, Any], count: int) -> Text:
-    text = Text()
+def _short(count: float) -> str:
+    """Sizes in at most 7 characters, for the table."""
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(count) < 1000 or unit == "T":
+            return f"{count:.0f}{unit}" if unit == "B" or count >= 100 else f"{count:.1f}{unit}"
+        count /= 1024
+    return f"{count}B"
+
+
+def _errors(report: dict[str, Any], count: int) -> list[Text]:
+    lines = []
     for error in report["errors"][:count]:
-        text.append(f"\n{_since(error['at'])} ", style="dim")
+        text = Text(f"{_since(error['at'])} ", style="dim")
         text.append(f"[{error['kind']}] ", style="red")
         text.append(error["message"])
+        lines.append(text)
         if error.get("hint"):
-            text.append(f"\n  -> {error['hint']}", style="italic")
-    return text
+            lines.append(Text(f"  -> {error['hint']}", style="italic"))
+    return lines
 
 
 def status_view(report: dict[str, Any], *, width: int = 80, height: int | None = None) -> RenderableType:
-    """The whole screen; with *height*, trimmed to fit it (for ``harvest watch``)."""
-    header = _header(report)
-    destinations = _destinations(report)
-    reasons = Text("\n".join(f"! {reason}" for reason in report["health"]["reasons"]), style="yellow")
-    used = 2 + len(destinations.plain.splitlines()) + len(report["health"]["reasons"])
+    """The whole screen; with *height*, every line is cut to the width and the datasets
+    and errors are trimmed so that it fits (for ``harvest watch``)."""
+    lines = [*_header(report), *_destinations(report)]
+    lines += [Text(f"! {reason}", style="yellow") for reason in report["health"]["reasons"]]
     if height is None:
         rows, error_count = 15, 5
     else:
         error_count = 1 if report["errors"] else 0
-        rows = height - used - 2 - 3 * error_count  # table header, spacing, error + hint lines
-    parts: list[RenderableType] = [header, destinations]
-    if report["health"]["reasons"]:
-        parts.append(reasons)
+        # Table header, the "recent errors" title, and the error with its hint.
+        rows = height - len(lines) - 1 - (3 if error_count else 0)
+    error_lines = _errors(report, error_count)
+    if height is not None:
+        for line in [*lines, *error_lines]:
+            line.no_wrap, line.overflow = True, "ellipsis"
+    parts: list[RenderableType] = list(lines)
     if report["datasets"] and rows > 0:
         parts.append(_datasets(report, rows, width))
-    if error_count and report["errors"]:
-        parts.append(Text("recent errors:", style="bold") + _errors(report, error_count))
+    if error_lines:
+        parts.append(Text("recent errors:", style="bold"))
+        parts.extend(error_lines)
     return Group(*parts)

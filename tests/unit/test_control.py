@@ -66,3 +66,11 @@ def test_a_long_state_dir_falls_back_to_a_short_socket_path(tmp_path: Path) -> N
     if family == "AF_UNIX":
         assert len(address.encode()) < 104
         assert address != str(deep / "control.sock")
+
+
+def test_windows_uses_a_named_pipe_per_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "win32")
+    first, family = control_address(tmp_path / "a")
+    second, _ = control_address(tmp_path / "b")
+    assert family == "AF_PIPE"
+    assert first.startswith("\\\\.\\pipe\\harvest-agent-") and first != second

@@ -137,3 +137,40 @@ def test_a_new_file_version_queues_the_old_upload_for_termination(tmp_path: Path
     assert [state for _, state in journal.abandoned_uploads("facility")] == [{"upload_url": "http://x/files/1"}]
     assert journal.deliveries_to_send("facility", 1)[0].remote_state is None
     journal.close()
+
+
+def test_retry_resets_failed_deliveries_and_makes_a_new_revision(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    (dataset_id,) = journal.record_settled([settled("alice/s1/a.tif"), settled("alice/s1/b.tif")])
+    journal.record_hashes(
+        [(record, "ab" * 32, None) for record in journal.files_in_state(FileState.SETTLED, 10)], {"/root": ["archive"]}
+    )
+    journal.close_dataset(dataset_id, "idle")
+    first, second = journal.deliveries_to_send("archive", 10)
+    journal.finish_deliveries([(first, DeliveryState.VERIFIED, None), (second, DeliveryState.FAILED, "HTTP 413")])
+    assert journal.datasets_ready_to_commit("archive") == [dataset_id]  # committed with b missing
+    journal.record_commit(dataset_id, "archive", 1)
+    lost = journal.file_by_path("/root", "alice/s1/a.tif")
+    assert lost is not None
+    journal.mark_file(lost, FileState.FAILED, "vanished")
+
+    # Narrowed to another item: nothing changes.
+    outcome = journal.retry_failed("alice/s2", lambda root, rel_path: True)
+    assert outcome.files == [] and outcome.deliveries == 0
+
+    # The failed file is still missing on disk; the failed delivery goes back to pending.
+    outcome = journal.retry_failed(None, lambda root, rel_path: rel_path != "alice/s1/a.tif")
+    assert outcome.still_missing == ["/root/alice/s1/a.tif"] and outcome.files == []
+    assert outcome.deliveries == 1
+    (again,) = journal.deliveries_to_send("archive", 10)
+    assert again.file.rel_path == "alice/s1/b.tif" and again.state == DeliveryState.PENDING
+    assert journal.query("SELECT attempts, error FROM deliveries WHERE file_id = ?", (again.file.id,))[0] == (0, None)
+    assert journal.dataset(dataset_id).revision == 2  # the committed bag lacked b: a new revision follows
+    journal.finish_deliveries([(again, DeliveryState.VERIFIED, None)])
+    assert journal.datasets_ready_to_commit("archive") == [dataset_id]
+
+    # Once the file exists again, retry by path marks it stale so the engine settles it anew.
+    outcome = journal.retry_failed("/root/alice/s1/a.tif", lambda root, rel_path: True)
+    assert outcome.files == [("/root", "alice/s1/a.tif")]
+    assert journal.known_identity("/root", "alice/s1/a.tif")[1] == FileState.STALE  # type: ignore[index]
+    journal.close()
