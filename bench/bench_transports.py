@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import paramiko
@@ -83,7 +84,7 @@ def raw_tus(server: Server, source: Path) -> float:
     return time.perf_counter() - started
 
 
-def s3_client(server: Server) -> object:
+def s3_client(server: Server) -> Any:
     return boto3.client("s3", endpoint_url=server.destination["endpoint_url"], region_name="us-east-1",
                         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)  # fmt: skip
 
@@ -94,7 +95,7 @@ def raw_s3(server: Server, source: Path) -> float:
     client.upload_file(
         str(source),
         "imaging",
-        "raw/" + source.name,  # type: ignore[attr-defined]
+        "raw/" + source.name,
         Config=TransferConfig(multipart_chunksize=PART_BYTES, multipart_threshold=PART_BYTES),
     )
     return time.perf_counter() - started

@@ -276,8 +276,9 @@ class Process(StrictModel):
     """How the agent shares the PC with the acquisition software."""
 
     priority: Literal["low", "normal"] = Field(
-        default="low", description="'low' lowers the agent's CPU and I/O priority (nice 10 and lowest best-effort I/O;"
-        " below normal on Windows)"
+        default="low",
+        description="'low' lowers the agent's CPU and I/O priority (nice 10 and lowest best-effort I/O;"
+        " below normal on Windows)",
     )
 
 

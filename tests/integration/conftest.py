@@ -148,4 +148,5 @@ def wait_for_revision(bag: Path, revision: int, timeout: float = 30) -> dict[str
             return None
         return data if data["dataset"]["revision"] >= revision else None
 
-    return wait_for(committed_revision, timeout=timeout, what=f"{bag} revision {revision}")
+    found: dict[str, Any] = wait_for(committed_revision, timeout=timeout, what=f"{bag} revision {revision}")  # type: ignore[arg-type]
+    return found

@@ -172,8 +172,8 @@ def test_sigkill_mid_copy_resumes_from_last_durable_offset(tmp_path: Path, daemo
     assert size_at_kill - resumed_from < checkpoint, "re-copied a chunk or more"
     assert sidecar["files"][0]["sha256"] == digest.hexdigest()
     copy = tmp_path / "archive/TEST-SCOPE-01/erin/big/data/volume.raw"
-    with copy.open("rb") as stream:
-        assert hashlib.file_digest(stream, "sha256").hexdigest() == digest.hexdigest()
+    with copy.open("rb") as copied:
+        assert hashlib.file_digest(copied, "sha256").hexdigest() == digest.hexdigest()
     assert f"resuming TEST-SCOPE-01/erin/big/data/volume.raw from byte {durable}" in restarted.log()
     assert restarted.stop() == 0
     assert snapshot(tmp_path / "instrument") == before

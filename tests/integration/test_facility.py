@@ -3,6 +3,7 @@ acquisition guard, the Prometheus endpoint, doctor, and the shipped config examp
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -127,7 +129,8 @@ def test_metrics_parse_and_match_the_journal(tmp_path: Path, daemon_factory: Cal
     (tmp_path / "instrument/loose.txt").write_text("outside any dataset")
     daemon = daemon_factory(config).start()
     for index in range(3):
-        wait_for(lambda i=index: bag_committed(tmp_path / f"archive/TEST-SCOPE-01/ivan/run{i}"), timeout=60)
+        bag = tmp_path / f"archive/TEST-SCOPE-01/ivan/run{index}"
+        wait_for(functools.partial(bag_committed, bag), timeout=60, what=str(bag))
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     samples = {
@@ -182,7 +185,7 @@ def daemon_version() -> str:
 
 
 @pytest.fixture
-def tus_server(tmp_path: Path) -> Iterator[dict[str, object]]:
+def tus_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     server = start_tus(tmp_path)
     yield server.destination
     server.stop()
@@ -198,7 +201,7 @@ def _doctor(config: Path, **environment: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_doctor_passes_a_good_setup_and_names_each_problem(tmp_path: Path, tus_server: dict[str, object]) -> None:
+def test_doctor_passes_a_good_setup_and_names_each_problem(tmp_path: Path, tus_server: dict[str, Any]) -> None:
     (tmp_path / "instrument").mkdir()
     (tmp_path / "archive").mkdir()
     destinations = [{"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive")}, tus_server]

@@ -105,8 +105,12 @@ def test_pause_stops_a_large_copy_at_a_checkpoint_and_resume_continues_it(
     def staged_bytes() -> int:
         return sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
 
-    wait_for(lambda: (size := staged_bytes()) and time.sleep(1.5) is None and staged_bytes() == size,
-             timeout=20, what="copy held")  # fmt: skip
+    def held_still() -> bool:
+        size = staged_bytes()
+        time.sleep(1.5)
+        return size > 0 and staged_bytes() == size
+
+    wait_for(held_still, timeout=20, what="copy held")
     held_at = staged_bytes()
     assert 0 < held_at < source.stat().st_size
     assert daemon.harvest("resume").returncode == 0

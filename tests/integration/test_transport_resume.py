@@ -79,7 +79,7 @@ def test_sigkill_mid_upload_resumes_from_acknowledged_offset(
 
     bag_path = fetch_bags(server, tmp_path / "fetched") / "TEST-SCOPE-01" / "frank" / "big"
     bagit.Bag(str(bag_path)).validate()
-    with (bag_path / "data" / "volume.raw").open("rb") as stream:
-        assert hashlib.file_digest(stream, "sha256").hexdigest() == digest.hexdigest()
+    with (bag_path / "data" / "volume.raw").open("rb") as delivered:
+        assert hashlib.file_digest(delivered, "sha256").hexdigest() == digest.hexdigest()
     sidecar = json.loads((bag_path / "harvest.json").read_text())
     assert sidecar["files"][0]["sha256"] == digest.hexdigest()

@@ -194,7 +194,7 @@ def test_tus_superseded_upload_is_terminated_at_the_server(tmp_path: Path) -> No
 
         control = StopAfterFirstChunk()
         with pytest.raises(StopRequested):
-            transport.deliver(item, control)  # type: ignore[arg-type]
+            transport.deliver(item, control)
         assert control.saved is not None and control.checkpoints == [1 << 20]
         upload_url = control.saved["upload_url"]
         headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {TUS_TOKEN}"}

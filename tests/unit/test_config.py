@@ -6,6 +6,7 @@ import pytest
 
 from agent.config import ConfigInvalid, load_config, parse_config, resolve_config_path
 from agent.config.loader import default_config_path
+from agent.config.models import FilesystemDestination
 from agent.errors import ConfigError
 
 MINIMAL = """\
@@ -39,7 +40,8 @@ def test_minimal_config_from_the_issue_loads_as_written() -> None:
     assert config.instrument.serial_number == "2801000123"
     assert config.watch[0].template.field_names == ["operator", "session"]
     assert config.settle.quiet_seconds == 30
-    assert config.destinations[0].path == Path("/mnt/archive")
+    destination = config.destinations[0]
+    assert isinstance(destination, FilesystemDestination) and destination.path == Path("/mnt/archive")
 
 
 def problems_of(text: str) -> list[str]:
@@ -103,7 +105,8 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_config(tmp_path / "c.yaml")
     assert config.state_dir == tmp_path / "state"
     assert config.watch[0].path == tmp_path / "inst"
-    assert config.destinations[0].path == tmp_path / "archive"
+    destination = config.destinations[0]
+    assert isinstance(destination, FilesystemDestination) and destination.path == tmp_path / "archive"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
@@ -11,7 +12,7 @@ from agent.errors import AuthError
 
 
 class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], str] = {}
@@ -27,7 +28,7 @@ class MemoryKeyring(KeyringBackend):
 
 
 @pytest.fixture
-def memory_keyring() -> MemoryKeyring:
+def memory_keyring() -> Iterator[MemoryKeyring]:
     backend = MemoryKeyring()
     previous = keyring.get_keyring()
     keyring.set_keyring(backend)
@@ -66,7 +67,7 @@ def test_no_keyring_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     from keyring.backends.fail import Keyring as FailKeyring
 
     previous = keyring.get_keyring()
-    keyring.set_keyring(FailKeyring())
+    keyring.set_keyring(FailKeyring())  # type: ignore[no-untyped-call]
     try:
         with pytest.raises(credentials.KeyringUnavailable, match="HARVEST_CREDENTIAL_X"):
             credentials.store("x", "secret")

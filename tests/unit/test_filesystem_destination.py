@@ -4,6 +4,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,9 @@ class RecordingControl:
 
     def checkpoint(self, offset_bytes: int) -> None:
         self.checkpoints.append(offset_bytes)
+
+    def save_state(self, state: dict[str, Any] | None) -> None:
+        """The filesystem transport resumes from an offset alone; nothing else to keep."""
 
     def progress(self, sent_bytes: int) -> None:
         self.sent_bytes += sent_bytes

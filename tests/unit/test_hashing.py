@@ -27,7 +27,7 @@ def test_file_appended_while_read_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "growing.bin"
     path.write_bytes(b"x" * (2 * READ_CHUNK_BYTES))
     identity = identity_of(path.stat())
-    calls = []
+    calls: list[int] = []
 
     def append_after_first_chunk() -> bool:  # fault injection through the per-chunk hook
         if not calls:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import pytest
@@ -87,9 +88,13 @@ def test_the_limiter_follows_a_changing_rate() -> None:
         def __call__(self) -> float:
             return now[0]
 
+    class RecordingStop(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            slept.append(timeout or 0.0)
+            return False
+
     rate: list[float | None] = [float(MIB)]
-    limiter = RateLimiter(lambda: rate[0], clock=Clock(), burst_seconds=0.0)
-    limiter._stop.wait = lambda seconds: slept.append(seconds) or False  # type: ignore[method-assign,func-returns-value]
+    limiter = RateLimiter(lambda: rate[0], clock=Clock(), stop=RecordingStop(), burst_seconds=0.0)
     limiter.consume(MIB)
     assert slept[-1] == pytest.approx(1.0)
     rate[0] = None  # the timetable switched to 'off'

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import queue
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,10 +56,10 @@ def test_unreadable_folder_is_reported_and_scan_continues(tmp_path: Path, monkey
     (tmp_path / "open" / "f.tif").write_bytes(b"1")
     real_scandir = os.scandir
 
-    def scandir(path: object) -> object:
+    def scandir(path: str) -> Any:
         if str(path).endswith("locked"):
             raise PermissionError(13, "Permission denied")
-        return real_scandir(path)  # type: ignore[arg-type]
+        return real_scandir(path)
 
     monkeypatch.setattr("agent.watch.os.scandir", scandir)
     files, errors = scanned(tmp_path)

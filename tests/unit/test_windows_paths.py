@@ -54,6 +54,6 @@ def test_folder_fsync_and_syncfs_are_skipped_off_linux(monkeypatch: pytest.Monke
     def no_open(*arguments: object, **keywords: object) -> int:
         raise AssertionError("folders cannot be opened on Windows")
 
-    monkeypatch.setattr(filesystem.os, "open", no_open)
+    monkeypatch.setattr("agent.destinations.filesystem.os.open", no_open)
     filesystem._fsync_folder(tmp_path)  # must not try to open the folder
     assert filesystem._syncfs(tmp_path) is False  # per-file fsync is used instead
