@@ -149,6 +149,8 @@ def _report(journal: Journal) -> dict[str, Any]:
             "pid": int(facts["pid"]) if running else None,
             "started_at": _iso(facts.get("started_at")),
             "heartbeat_at": _iso(facts.get("heartbeat_at")),
+            # Down since: a clean stop records its time; after a crash the last heartbeat tells.
+            "down_since": None if running else _iso(facts.get("stopped_at") or facts.get("heartbeat_at")),
             "version": facts.get("version"),
             "instrument_id": facts.get("instrument_id"),
         },

@@ -59,6 +59,8 @@ def _header(report: dict[str, Any]) -> list[Text]:
         first.append(f"  {instrument}: agent up since {_since(agent['started_at'])} (pid {agent['pid']})")
     else:
         first.append(f"  {instrument}: agent DOWN", style="bold")
+        if agent.get("down_since"):
+            first.append(f" since {_since(agent['down_since'])}")
     files = report["files"]
     second = Text(
         f"files: {files.get('settling', 0)} settling, {files.get('settled', 0)} to hash,"

@@ -242,7 +242,7 @@ def test_status_exit_codes_follow_health(tmp_path: Path, daemon_factory: Callabl
     wait_for(lambda: daemon.harvest("status").returncode == 1, timeout=10, what="degraded while paused")
     assert daemon.stop() == 0
     down = daemon.harvest("status")
-    assert down.returncode == 2 and "DOWN" in down.stdout
+    assert down.returncode == 2 and "agent DOWN since" in down.stdout
     shutil.rmtree(tmp_path / "state")
     missing = daemon.harvest("status")
     assert missing.returncode == 2 and missing.stderr.startswith("harvest:") and "Traceback" not in missing.stderr
