@@ -56,7 +56,7 @@ def _setup_logging(config: AgentConfig, verbose: bool) -> None:
     if config.process.priority == "low":
         from agent.priority import lower_priority
 
-        logging.getLogger("agent").info("process priority lowered: %s", lower_priority())
+        logging.getLogger("agent").debug("process priority lowered: %s", lower_priority())
 
 
 def _version_callback(value: bool) -> None:
