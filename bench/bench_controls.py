@@ -16,10 +16,8 @@ Prints Markdown tables for docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _common import delivery_states, random_file
 
 MIB = 1 << 20
 HARVEST = [sys.executable, "-m", "agent"]
@@ -53,34 +52,9 @@ def config_for(workdir: Path, name: str, destination_extra: dict[str, object]) -
     return path
 
 
-def random_file(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 8 * MIB))
-            handle.write(block)
-            remaining -= len(block)
-
-
-def delivery_state(state_dir: Path) -> str | None:
-    journal = state_dir / "journal.sqlite3"
-    if not journal.exists():
-        return None
-    try:
-        connection = sqlite3.connect(f"{journal.as_uri()}?mode=ro", uri=True)
-        try:
-            row = connection.execute("SELECT state FROM deliveries").fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
-
-
 def wait_state(state_dir: Path, wanted: str, timeout: float = 300) -> float:
     deadline = time.monotonic() + timeout
-    while delivery_state(state_dir) != wanted:
+    while wanted not in delivery_states(state_dir):
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {wanted}")
         time.sleep(0.01)

@@ -20,7 +20,6 @@ import argparse
 import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,19 +28,10 @@ import time
 from pathlib import Path
 
 import yaml
+from _common import delivery_states, random_file
 
 MIB = 1 << 20
 HARVEST = [sys.executable, "-m", "agent"]
-
-
-def random_file(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 8 * MIB))
-            handle.write(block)
-            remaining -= len(block)
 
 
 def acquire(path: Path, size: int) -> float:
@@ -60,20 +50,6 @@ def acquire(path: Path, size: int) -> float:
         handle.flush()
         os.fsync(handle.fileno())
     return size / (time.perf_counter() - started) / MIB
-
-
-def sending(state_dir: Path) -> bool:
-    journal = state_dir / "journal.sqlite3"
-    if not journal.exists():
-        return False
-    try:
-        connection = sqlite3.connect(f"{journal.as_uri()}?mode=ro", uri=True)
-        try:
-            return connection.execute("SELECT 1 FROM deliveries WHERE state = 'sending'").fetchone() is not None
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return False
 
 
 def with_agent(workdir: Path, guard: bool, write_bytes: int, upload_bytes: int) -> float:
@@ -95,7 +71,7 @@ def with_agent(workdir: Path, guard: bool, write_bytes: int, upload_bytes: int) 
     daemon = subprocess.Popen([*HARVEST, "run", "--config", str(config_path)], stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not sending(workdir / "state"):
+        while "sending" not in delivery_states(workdir / "state"):
             if time.monotonic() > deadline:
                 raise RuntimeError("the upload did not start")
             time.sleep(0.05)

@@ -77,3 +77,15 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def random_file(path: Path, size: int, block_bytes: int = 4 << 20) -> Path:
+    """A file of *size* random bytes (incompressible, unlike zeros), written in blocks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        remaining = size
+        while remaining:
+            block = os.urandom(min(remaining, block_bytes))
+            handle.write(block)
+            remaining -= len(block)
+    return path

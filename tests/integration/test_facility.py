@@ -19,23 +19,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import harvest_command, subprocess_env, wait_for, write_config
+from tests.helpers import harvest_command, random_file, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed
 from tests.integration.servers import TUS_TOKEN, free_port, start_tus
 
 MIB = 1 << 20
 EXAMPLES = Path(__file__).parents[2] / "config-examples"
-
-
-def _random_file(path: Path, size: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        remaining = size
-        while remaining:
-            block = os.urandom(min(remaining, 4 * MIB))
-            handle.write(block)
-            remaining -= len(block)
-    return path
 
 
 def test_the_bandwidth_limit_holds_within_ten_percent_on_200_mb(
@@ -46,7 +35,7 @@ def test_the_bandwidth_limit_holds_within_ten_percent_on_200_mb(
                    "bandwidth": "20MiB/s"}  # fmt: skip
     config = write_config(tmp_path, destinations=[destination])
     (tmp_path / "archive").mkdir()
-    source = _random_file(tmp_path / "instrument/gina/run7/volume.raw", 200_000_000)
+    source = random_file(tmp_path / "instrument/gina/run7/volume.raw", 200_000_000)
     daemon = daemon_factory(config).start()
 
     def delivery_state() -> str | None:
@@ -97,7 +86,7 @@ def test_the_acquisition_guard_throttles_while_a_file_grows_and_releases_after(
     try:
         guard = wait_for(lambda: (g := daemon.status()["guard"])["active"] and g, timeout=30, what="guard on")
         assert guard["path"].endswith("stack.tif") and guard["rate_bytes_per_second"] == MIB
-        _random_file(tmp_path / "instrument/hana/done/frames.raw", 40 * MIB)
+        random_file(tmp_path / "instrument/hana/done/frames.raw", 40 * MIB)
         staging = tmp_path / "archive/.harvest-partial"
 
         def staged() -> int:
@@ -125,7 +114,7 @@ def test_metrics_parse_and_match_the_journal(tmp_path: Path, daemon_factory: Cal
     config = write_config(tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
     (tmp_path / "archive").mkdir()
     for index in range(3):
-        _random_file(tmp_path / f"instrument/ivan/run{index}/image.raw", (index + 1) * MIB)
+        random_file(tmp_path / f"instrument/ivan/run{index}/image.raw", (index + 1) * MIB)
     (tmp_path / "instrument/loose.txt").write_text("outside any dataset")
     daemon = daemon_factory(config).start()
     for index in range(3):
@@ -163,7 +152,7 @@ def test_metrics_parse_and_match_the_journal(tmp_path: Path, daemon_factory: Cal
     # A failure is counted by class and the counter survives restarts (it lives in the journal).
     assert daemon.stop() == 0
     shutil.rmtree(tmp_path / "archive")
-    _random_file(tmp_path / "instrument/ivan/run9/image.raw", MIB)
+    random_file(tmp_path / "instrument/ivan/run9/image.raw", MIB)
     daemon.start()
     wait_for(lambda: daemon.status()["destinations"][0]["state"] == "paused", timeout=30, what="paused")
 
