@@ -11,7 +11,8 @@ blocks, fsync every 64 MiB), three ways in one run:
 Reports the writer's throughput in each case and its ratio to the baseline. Goal: with
 the guard on, the acquisition keeps >= 0.9x of its baseline speed.
 
-Usage: python bench/bench_guard.py [--write-mib 1024] [--upload-gib 1] [--rounds 3] [--workdir DIR]
+Usage: python bench/bench_guard.py [--write-mib 1024] [--upload-gib 1] [--rounds 3] [--guard-rate 20MiB/s]
+       [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def acquire(path: Path, size: int) -> float:
     return size / (time.perf_counter() - started) / MIB
 
 
-def with_agent(workdir: Path, guard: bool, write_bytes: int, upload_bytes: int) -> float:
+def with_agent(workdir: Path, guard: bool, write_bytes: int, upload_bytes: int, guard_rate: str) -> float:
     for folder in ("src", "dst", "state"):
         shutil.rmtree(workdir / folder, ignore_errors=True)
     (workdir / "dst").mkdir(parents=True)
@@ -64,7 +65,7 @@ def with_agent(workdir: Path, guard: bool, write_bytes: int, upload_bytes: int) 
         "watch": [{"path": str(workdir / "src"), "dataset": "{operator}/{session}"}],
         "settle": {"quiet_seconds": 2, "dataset_idle_seconds": 5},
         "destinations": [{"name": "archive", "type": "filesystem", "path": str(workdir / "dst")}],
-        "acquisition_guard": {"enabled": guard},
+        "acquisition_guard": {"enabled": guard, "bandwidth": guard_rate},
     }
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--write-mib", type=int, default=1024)
     parser.add_argument("--upload-gib", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--guard-rate", default="20MiB/s", help="acquisition_guard.bandwidth (default: the default)")
     parser.add_argument("--workdir", type=Path, default=None)
     arguments = parser.parse_args()
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="harvest-bench-guard-"))
@@ -96,8 +98,8 @@ def main() -> None:
         for _ in range(arguments.rounds):
             results["alone"].append(acquire(workdir / "alone/stream.raw", write_bytes))
             shutil.rmtree(workdir / "alone")
-            results["agent, guard on"].append(with_agent(workdir, True, write_bytes, upload_bytes))
-            results["agent, guard off"].append(with_agent(workdir, False, write_bytes, upload_bytes))
+            for name, guard in (("agent, guard on", True), ("agent, guard off", False)):
+                results[name].append(with_agent(workdir, guard, write_bytes, upload_bytes, arguments.guard_rate))
         baseline = statistics.median(results["alone"])
         print(f"| acquisition writing {arguments.write_mib} MiB | median | ratio to alone | rounds (MiB/s) |")
         print("|---|---|---|---|")
