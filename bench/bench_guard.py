@@ -5,13 +5,13 @@ blocks, fsync every 64 MiB), three ways in one run:
 
 1. alone (baseline);
 2. while `harvest run` uploads an earlier 1 GiB dataset to a filesystem destination on the
-   same disk, with the acquisition guard on (default 20 MiB/s while a file grows);
+   same disk, with the acquisition guard on (default 10 MiB/s while a file grows);
 3. the same with the guard off (`acquisition_guard.enabled: false`).
 
 Reports the writer's throughput in each case and its ratio to the baseline. Goal: with
 the guard on, the acquisition keeps >= 0.9x of its baseline speed.
 
-Usage: python bench/bench_guard.py [--write-mib 1024] [--upload-gib 1] [--rounds 3] [--guard-rate 20MiB/s]
+Usage: python bench/bench_guard.py [--write-mib 1024] [--upload-gib 1] [--rounds 3] [--guard-rate 10MiB/s]
        [--workdir DIR]
 """
 
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--write-mib", type=int, default=1024)
     parser.add_argument("--upload-gib", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--guard-rate", default="20MiB/s", help="acquisition_guard.bandwidth (default: the default)")
+    parser.add_argument("--guard-rate", default="10MiB/s", help="acquisition_guard.bandwidth (default: the default)")
     parser.add_argument("--workdir", type=Path, default=None)
     arguments = parser.parse_args()
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="harvest-bench-guard-"))

@@ -248,9 +248,9 @@ class AcquisitionGuard(StrictModel):
 
     enabled: bool = Field(default=True, description="watch for growing files and throttle uploads meanwhile")
     bandwidth: str = Field(
-        default="20MiB/s",
+        default="10MiB/s",
         description="total upload rate (every destination together) while an acquisition runs;"
-        " about a sixth of a 1 Gbit/s link by default",
+        " by default about a twelfth of a 1 Gbit/s link (see bench/bench_guard.py)",
     )
     active_seconds: Annotated[float, Field(gt=0)] = Field(
         default=15.0, description="the guard stays on this long after the last growth seen"

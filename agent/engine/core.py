@@ -118,6 +118,7 @@ class Engine:
                 give_up_when_paused=oneshot,
                 guard=self.guard,
                 operator_paused=transport.name in paused and not oneshot,
+                honour_schedule=not oneshot,
             )
             for transport in self.transports
         ]

@@ -114,6 +114,7 @@ class TransferWorker(threading.Thread):
         give_up_when_paused: bool = False,
         guard: AcquisitionGuard | None = None,
         operator_paused: bool = False,
+        honour_schedule: bool = True,
     ) -> None:
         super().__init__(name=f"transfer-{transport.name}", daemon=True)
         self._config = config
@@ -127,7 +128,8 @@ class TransferWorker(threading.Thread):
         timetable = settings.timetable
         self._limiter = RateLimiter(lambda: timetable.rate_at(datetime.now()) if timetable else None, stop=stop)
         self._guard = guard
-        self._schedule = settings.schedule
+        # `harvest scan` is an explicit request to deliver now: it does not wait for a window.
+        self._schedule = settings.schedule if honour_schedule else None
         self._max_transfers = settings.max_transfers
         self.operator_paused = operator_paused
         self.bytes_sent = 0  # since start, for the rate shown in status

@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 
 from tests.helpers import harvest_command, stays_false, subprocess_env, wait_for, write_config
-from tests.integration.conftest import Daemon, bag_committed, harvest_json, wait_for_revision
+from tests.integration.conftest import Daemon, bag_committed, harvest_json, run_scan, wait_for_revision
 
 MIB = 1 << 20
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -247,3 +247,15 @@ def test_status_exit_codes_follow_health(tmp_path: Path, daemon_factory: Callabl
     missing = daemon.harvest("status")
     assert missing.returncode == 2 and missing.stderr.startswith("harvest:") and "Traceback" not in missing.stderr
     assert sys.executable  # the commands above ran with the test interpreter
+
+
+def test_a_manual_scan_does_not_wait_for_the_upload_window(tmp_path: Path) -> None:
+    tomorrow = DAY_NAMES[(datetime.now() + timedelta(days=1)).weekday()]
+    destination = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive"),
+                   "upload_windows": tomorrow}  # fmt: skip
+    config = write_config(tmp_path, destinations=[destination])
+    (tmp_path / "archive").mkdir()
+    _write(tmp_path / "instrument/gail/run8/a.raw", MIB)
+    result = run_scan(config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert bag_committed(tmp_path / "archive/TEST-SCOPE-01/gail/run8")

@@ -36,7 +36,7 @@ def test_config_show_prints_defaults_and_resolved_paths(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
     text = effective_yaml(config)
     assert "quiet_seconds: 0.5" in text
-    assert "bandwidth: 20MiB/s" in text  # the guard's default
+    assert "bandwidth: 10MiB/s" in text  # the guard's default
     assert str(tmp_path / "state") in text
 
 
