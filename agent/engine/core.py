@@ -16,6 +16,7 @@ import queue
 import stat as stat_module
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,7 @@ SCAN_SLICE = 2000
 HEARTBEAT_SECONDS = 2.0
 HUNG_WORKER_SECONDS = 120.0
 WATCHER_CHECK_SECONDS = 5.0
+EXCLUDED_SIZES_KEPT = 4096  # excluded files whose size is remembered for the acquisition guard
 
 
 class _RateMeter:
@@ -95,6 +97,7 @@ class Engine:
         self._timers = DatasetTimers(config.settle)
         self._journal = Journal(config.state_dir)
         self._scans: list[tuple[_Root, Iterator[Found]]] = []
+        self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
         self._next_heartbeat = 0.0
         self._next_watcher_check = 0.0
@@ -357,8 +360,22 @@ class Engine:
             if root.filter.folder_allowed(rel_path):
                 self._scans.append((root, self._scan_root(root, start=path)))
             return
-        if stat_module.S_ISREG(stat.st_mode) and root.filter.file_allowed(rel_path):
-            self._observe(root, rel_path, path, stat)
+        if stat_module.S_ISREG(stat.st_mode):
+            if root.filter.file_allowed(rel_path):
+                self._observe(root, rel_path, path, stat)
+            else:
+                self._note_excluded_growth(path, stat.st_size)
+
+    def _note_excluded_growth(self, path: Path, size: int) -> None:
+        """An excluded file (say ZEN's *.tmp while it saves) is never harvested, but its
+        growth still means an acquisition is running: the guard must see it."""
+        key = str(path)
+        previous = self._excluded_sizes.pop(key, None)
+        self._excluded_sizes[key] = size
+        if previous is not None and previous != size:
+            self.guard.growth_seen(key)
+        if len(self._excluded_sizes) > EXCLUDED_SIZES_KEPT:
+            self._excluded_sizes.popitem(last=False)
 
     def _settle(self) -> None:
         result = self._tracker.poll()

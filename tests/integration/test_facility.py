@@ -269,3 +269,24 @@ def test_config_examples_cover_the_instruments_the_facility_runs() -> None:
     names = {path.stem for path in EXAMPLES.glob("*.yaml")}
     assert {"zeiss-confocal-windows", "micromanager-widefield", "lightsheet-marker", "preclinical-dicom",
             "smb-share-polling"} <= names  # fmt: skip
+
+
+def test_the_guard_also_sees_a_growing_file_that_is_excluded(
+    tmp_path: Path, daemon_factory: Callable[[Path], Daemon]
+) -> None:
+    watch = [{"path": str(tmp_path / "instrument"), "dataset": "{operator}/{session}", "exclude": ["**/*.tmp"]}]
+    config = write_config(tmp_path, watch=watch, acquisition_guard={"bandwidth": "1MiB/s", "active_seconds": 3})
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "instrument").mkdir()
+    daemon = daemon_factory(config).start()
+    wait_for(daemon.running, timeout=30, what="daemon running")
+    writer = _Writer(tmp_path / "instrument/lena/live/acquisition.tmp")  # the way ZEN saves
+    writer.start()
+    try:
+        guard = wait_for(lambda: (g := daemon.status()["guard"])["active"] and g, timeout=30, what="guard on")
+        assert guard["path"].endswith("acquisition.tmp")
+    finally:
+        writer.halt.set()
+        writer.join()
+    wait_for(lambda: not daemon.status()["guard"]["active"], timeout=15, what="guard off")
+    assert daemon.journal_rows(tmp_path, "SELECT COUNT(*) FROM files")[0][0] == 0  # never harvested
