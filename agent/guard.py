@@ -18,9 +18,16 @@ from agent.config.models import AcquisitionGuard as GuardSettings
 
 class AcquisitionGuard:
     def __init__(
-        self, settings: GuardSettings, *, stop: threading.Event, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: GuardSettings,
+        *,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+        min_active_seconds: float = 0.0,
     ) -> None:
         self._settings = settings
+        # A polled root reports growth only once per poll: stay on across the gaps.
+        self._active_seconds = max(settings.active_seconds, min_active_seconds)
         self._clock = clock
         self._rate = parse_rate(settings.bandwidth)
         self._last_growth: float | None = None
@@ -40,7 +47,7 @@ class AcquisitionGuard:
     @property
     def active(self) -> bool:
         last = self._last_growth
-        return last is not None and self._clock() - last < self._settings.active_seconds
+        return last is not None and self._clock() - last < self._active_seconds
 
     def rate(self) -> float | None:
         """The shared rate while active; unlimited otherwise."""

@@ -90,7 +90,10 @@ class Engine:
         self._hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
         self._roots = [_Root(rule, self._hints) for rule in config.watch]
         self._use_watchers = watch and not oneshot
-        self.guard = AcquisitionGuard(config.acquisition_guard, stop=self.stop_event)
+        polled = [rule.polling_interval_seconds for rule in config.watch if rule.polling]
+        self.guard = AcquisitionGuard(
+            config.acquisition_guard, stop=self.stop_event, min_active_seconds=2 * max(polled, default=0.0)
+        )
         self._tracker = SettleTracker(
             config.settle.quiet_seconds, on_change=lambda candidate: self.guard.growth_seen(str(candidate.path))
         )

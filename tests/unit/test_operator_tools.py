@@ -101,3 +101,17 @@ def test_clock_skew_levels() -> None:
     assert _check_skew("s3", 1000.0, 1100.0).level == "warn"
     assert _check_skew("s3", 1000.0, 3000.0).level == "fail"
     assert "ahead of" in _check_skew("s3", 1000.0, 3000.0).detail
+
+
+def test_the_guard_stays_on_across_polling_gaps() -> None:
+    import threading
+
+    now = [0.0]
+    guard = AcquisitionGuard(
+        GuardSettings(active_seconds=5), stop=threading.Event(), clock=lambda: now[0], min_active_seconds=20
+    )
+    guard.growth_seen("/share/run/stack.tif")
+    now[0] = 19.0
+    assert guard.active
+    now[0] = 20.5
+    assert not guard.active
