@@ -8,8 +8,11 @@ and how fast the operator commands answer.
    every chunk, against no limit at all, in the same run. Goal: >= 0.95x.
 3. Operator latency: `harvest status --json` and `harvest pause`/`resume` against the
    running daemon (each a new Python process, as an operator would run it).
+4. The status report and a metrics scrape on a large journal (default 100,000 files in
+   1,000 datasets, half of them delivered), in process. Goal: well under a second.
 
-Usage: python bench/bench_controls.py [--rates 10,25,50] [--rounds 3] [--workdir DIR]
+Usage: python bench/bench_controls.py [--rates 10,25,50] [--rounds 3] [--journal-files 100000]
+       [--only-journal] [--workdir DIR]
 Prints Markdown tables for docs/performance.md.
 """
 
@@ -96,6 +99,49 @@ def command_latencies(workdir: Path, rounds: int) -> dict[str, float]:
     return {command: statistics.median(values) for command, values in timings.items()}
 
 
+def large_journal(state_dir: Path, files: int, per_dataset: int) -> None:
+    """A journal as a busy instrument's would be: *files* files, half of them verified."""
+    from agent.journal import DeliveryState, FileIdentity, FileState, Journal, SettledFile
+
+    journal = Journal(state_dir)
+    try:
+        for start in range(0, files, 5000):
+            journal.record_settled([
+                SettledFile(
+                    root="/data", rel_path=f"op/s{index // per_dataset}/f{index}.tif",
+                    identity=FileIdentity(1, index, 1 << 20, index), dataset_key=f"op/s{index // per_dataset}",
+                    dataset_fields={"operator": "op", "session": f"s{index // per_dataset}"},
+                    path_in_dataset=f"f{index}.tif",
+                )
+                for index in range(start, min(files, start + 5000))
+            ])  # fmt: skip
+            settled = journal.files_in_state(FileState.SETTLED, 5000)
+            journal.record_hashes([(record, "ab" * 32, None) for record in settled], {"/data": ["archive"]})
+        deliveries = journal.deliveries_to_send("archive", files // 2)
+        journal.finish_deliveries([(delivery, DeliveryState.VERIFIED, None) for delivery in deliveries])
+    finally:
+        journal.close()
+
+
+def report_latency(workdir: Path, files: int, rounds: int) -> tuple[float, float]:
+    """Median milliseconds for build_status and for one metrics collection."""
+    from agent.metrics import JournalCollector
+    from agent.status import build_status
+
+    state_dir = workdir / "state-large"
+    shutil.rmtree(state_dir, ignore_errors=True)
+    large_journal(state_dir, files, per_dataset=max(1, files // 1000))
+    status_ms, metrics_ms = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        build_status(state_dir)
+        status_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        list(JournalCollector(state_dir).collect())
+        metrics_ms.append((time.perf_counter() - start) * 1000)
+    return statistics.median(status_ms), statistics.median(metrics_ms)
+
+
 def scan_seconds(workdir: Path, name: str, extra: dict[str, object], size: int) -> float:
     config = config_for(workdir, name, extra)
     random_file(workdir / f"src-{name}/op/s1/data.raw", size)
@@ -109,9 +155,19 @@ def main() -> None:
     parser.add_argument("--rates", default="10,25,50", help="limits in MiB/s, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--journal-files", type=int, default=100_000)
+    parser.add_argument("--only-journal", action="store_true", help="run only part 4")
     arguments = parser.parse_args()
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="harvest-bench-controls-"))
     try:
+        status_ms, metrics_ms = report_latency(workdir, arguments.journal_files, arguments.rounds)
+        print(f"| journal of {arguments.journal_files:,} files | median of {arguments.rounds} |")
+        print("|---|---|")
+        print(f"| status report (harvest status --json, /status) | {status_ms:.0f} ms |")
+        print(f"| metrics scrape (/metrics collector) | {metrics_ms:.0f} ms |")
+        print()
+        if arguments.only_journal:
+            return
         print("| limit | measured (median of rounds) | ratio | rounds |")
         print("|---|---|---|---|")
         for rate in (int(value) for value in arguments.rates.split(",")):
