@@ -431,8 +431,12 @@ class Journal:
     def finish_deliveries(self, results: Sequence[tuple[DeliveryRecord, DeliveryState, str | None]]) -> None:
         """Record verified (or failed) deliveries; call only after the bytes are durable."""
         now = time.time()
+        delivered: dict[str, tuple[int, int]] = {}
         with self.transaction() as db:
             for delivery, state, error in results:
+                if state == DeliveryState.VERIFIED:
+                    files, size = delivered.get(delivery.destination, (0, 0))
+                    delivered[delivery.destination] = (files + 1, size + delivery.file.identity.size_bytes)
                 db.execute(
                     "UPDATE deliveries SET state = ?, error = ?, updated_at = ?,"
                     " attempts = attempts + (CASE WHEN ? IS NULL THEN 0 ELSE 1 END),"
@@ -443,6 +447,18 @@ class Journal:
                         delivery.file.id, delivery.destination, delivery.version,
                     ),
                 )  # fmt: skip
+            # Monotonic counters for the metrics endpoint (a sum over the table would drop
+            # when a new file version replaces a delivered one).
+            for destination, (files, size) in delivered.items():
+                for key, amount in (
+                    (f"delivered_files.{destination}", files),
+                    (f"delivered_bytes.{destination}", size),
+                ):
+                    db.execute(
+                        "INSERT INTO agent (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                        " SET value = CAST(value AS INTEGER) + excluded.value",
+                        (key, str(amount)),
+                    )
 
     # ----- datasets and commits ------------------------------------------------------
 

@@ -133,6 +133,17 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL
     );
     """,
+    # 4: status and metrics on journals of millions of files: deliveries by state (in flight,
+    # oldest waiting) without scanning every row.
+    """
+    CREATE INDEX deliveries_by_state_age ON deliveries (state, destination, updated_at);
+    INSERT OR REPLACE INTO agent (key, value)
+        SELECT 'delivered_files.' || d.destination, COUNT(*) FROM deliveries d
+        WHERE d.state = 'verified' GROUP BY d.destination;
+    INSERT OR REPLACE INTO agent (key, value)
+        SELECT 'delivered_bytes.' || d.destination, SUM(f.size_bytes) FROM deliveries d
+        JOIN files f ON f.id = d.file_id WHERE d.state = 'verified' GROUP BY d.destination;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

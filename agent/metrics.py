@@ -32,11 +32,11 @@ class JournalCollector(Collector):
         report = build_status(self._state_dir)
         journal = Journal(self._state_dir, read_only=True)
         try:
-            delivered = journal.query(
-                "SELECT d.destination, COUNT(*), COALESCE(SUM(f.size_bytes), 0) FROM deliveries d"
-                " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state = 'verified'"
-                " GROUP BY d.destination"
-            )
+            counters = dict(journal.query("SELECT key, value FROM agent WHERE key LIKE 'delivered_%'"))
+            delivered = [
+                (name, int(counters.get(f"delivered_files.{name}", 0)), int(counters.get(f"delivered_bytes.{name}", 0)))
+                for (name,) in journal.query("SELECT name FROM destinations ORDER BY name")
+            ]
             queued = journal.query(
                 "SELECT d.destination, COUNT(*), COALESCE(SUM(f.size_bytes - d.offset_bytes), 0) FROM deliveries d"
                 " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state IN ('pending', 'sending')"

@@ -80,13 +80,7 @@ def _report(journal: Journal) -> dict[str, Any]:
     files["quarantined"] = int(
         journal.query("SELECT COUNT(*) FROM files WHERE state = 'failed' AND error LIKE 'quarantined%'")[0][0]
     )
-    deliveries: dict[str, dict[str, int]] = {}
-    for destination, state, count in journal.query(
-        "SELECT d.destination, d.state, COUNT(*) FROM deliveries d JOIN files f ON f.id = d.file_id"
-        " AND f.version = d.version GROUP BY d.destination, d.state"
-    ):
-        counts = deliveries.setdefault(str(destination), {state.value: 0 for state in DeliveryState})
-        counts[str(state)] = int(count)
+    deliveries = delivery_counts(journal)
     destinations = [
         {"name": name, "state": state, "reason": reason, "next_retry_at": _iso(next_retry)}
         for name, state, reason, next_retry in journal.query(
@@ -190,27 +184,55 @@ def assess(report: dict[str, Any]) -> dict[str, Any]:
     return {"state": HEALTH_NAMES[code], "code": code, "reasons": down + degraded}
 
 
-def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
-    """The file that has waited longest and is not yet verified at every destination.
+def delivery_counts(journal: Journal) -> dict[str, dict[str, int]]:
+    """Deliveries of current file versions, per destination and state.
 
-    Driven by the state indexes (files by state; deliveries by destination and state), so
-    it stays fast on a journal of millions of files that are mostly archived.
+    Counted from the index alone, then corrected for the few rows that still describe an
+    older version (a file changed and is not hashed again yet), found from those files.
     """
-    candidates = journal.query(
-        "SELECT root, rel_path, updated_at FROM files WHERE state IN (?, ?) ORDER BY updated_at LIMIT 1",
-        (FileState.SETTLED, FileState.STALE),
-    )
-    for (destination,) in journal.query("SELECT DISTINCT destination FROM deliveries"):
-        candidates += journal.query(
-            "SELECT f.root, f.rel_path, f.updated_at FROM deliveries d JOIN files f ON f.id = d.file_id"
-            " AND f.version = d.version WHERE d.destination = ? AND d.state IN (?, ?, ?) AND f.state = ?"
-            " ORDER BY f.updated_at LIMIT 1",
-            (destination, DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.FAILED, FileState.HASHED),
+    counts: dict[str, dict[str, int]] = {}
+    for destination, state, count in journal.query(
+        "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
+    ):
+        counts.setdefault(str(destination), {state.value: 0 for state in DeliveryState})[str(state)] = int(count)
+    for destination, state, count in journal.query(
+        "SELECT d.destination, d.state, COUNT(*) FROM files f JOIN deliveries d ON d.file_id = f.id"
+        " WHERE f.state IN (?, ?, ?, ?) AND d.version != f.version GROUP BY d.destination, d.state",
+        (FileState.SETTLED, FileState.STALE, FileState.FAILED, FileState.IGNORED),
+    ):
+        counts[str(destination)][str(state)] -= int(count)
+    return counts
+
+
+def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
+    """The file that has waited longest and is not yet archived everywhere.
+
+    A file still to hash counts from its last change; one waiting for a destination from
+    when it was queued there (or last failed). Each is one step down an index, so this
+    stays fast on a journal of millions of files.
+    """
+    candidates: list[tuple[float, int]] = [
+        (float(at), int(file_id))
+        for file_id, at in journal.query(
+            "SELECT id, updated_at FROM files WHERE state IN (?, ?) ORDER BY updated_at LIMIT 1",
+            (FileState.SETTLED, FileState.STALE),
         )
+    ]
+    for (destination,) in journal.query("SELECT name FROM destinations"):
+        for state in (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.FAILED):
+            candidates += [
+                (float(at), int(file_id))
+                for file_id, at in journal.query(
+                    "SELECT file_id, updated_at FROM deliveries WHERE state = ? AND destination = ?"
+                    " ORDER BY updated_at LIMIT 1",
+                    (state, destination),
+                )
+            ]
     if not candidates:
         return None
-    root, rel_path, since = min(candidates, key=lambda row: float(row[2]))
-    return {"path": f"{root}/{rel_path}", "since": _iso(since), "age_seconds": max(0.0, now - float(since))}
+    since, file_id = min(candidates)
+    root, rel_path = journal.query("SELECT root, rel_path FROM files WHERE id = ?", (file_id,))[0]
+    return {"path": f"{root}/{rel_path}", "since": _iso(since), "age_seconds": max(0.0, now - since)}
 
 
 def _live_progress(facts: dict[str, str]) -> dict[tuple[str, int], int]:
@@ -244,7 +266,8 @@ def _dataset_report(
         counts[str(delivery_state)] = int(count)
         counts["bytes"] += int(done_bytes or 0)
     for destination, file_id, offset in journal.query(
-        "SELECT d.destination, d.file_id, d.offset_bytes FROM deliveries d JOIN files f ON f.id = d.file_id"
+        # CROSS JOIN keeps SQLite on the dataset's files, not on every pending delivery.
+        "SELECT d.destination, d.file_id, d.offset_bytes FROM files f CROSS JOIN deliveries d ON d.file_id = f.id"
         " AND f.version = d.version WHERE f.dataset_id = ? AND d.state IN ('pending', 'sending')",
         (dataset_id,),
     ):

@@ -174,3 +174,24 @@ def test_retry_resets_failed_deliveries_and_makes_a_new_revision(tmp_path: Path)
     assert outcome.files == [("/root", "alice/s1/a.tif")]
     assert journal.known_identity("/root", "alice/s1/a.tif")[1] == FileState.STALE  # type: ignore[index]
     journal.close()
+
+
+def test_delivered_counters_only_grow(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record_settled([settled("alice/s1/a.tif", size=100)])
+    (record,) = journal.files_in_state(FileState.SETTLED, 10)
+    journal.record_hashes([(record, "ab" * 32, None)], {"/root": ["archive"]})
+    (delivery,) = journal.deliveries_to_send("archive", 10)
+    journal.finish_deliveries([(delivery, DeliveryState.VERIFIED, None)])
+    facts = journal.facts()
+    assert (facts["delivered_files.archive"], facts["delivered_bytes.archive"]) == ("1", "100")
+
+    # A new version of the file replaces the delivery row; the counters keep what was sent.
+    journal.record_settled([settled("alice/s1/a.tif", size=150)])
+    (record,) = journal.files_in_state(FileState.SETTLED, 10)
+    journal.record_hashes([(record, "cd" * 32, None)], {"/root": ["archive"]})
+    (delivery,) = journal.deliveries_to_send("archive", 10)
+    journal.finish_deliveries([(delivery, DeliveryState.VERIFIED, None)])
+    facts = journal.facts()
+    assert (facts["delivered_files.archive"], facts["delivered_bytes.archive"]) == ("2", "250")
+    journal.close()
