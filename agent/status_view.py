@@ -106,13 +106,14 @@ def _destinations(report: dict[str, Any]) -> list[Text]:
 def _datasets(report: dict[str, Any], rows: int, width: int) -> Table:
     show_rate = width >= 100
     table = Table(box=None, padding=(0, 1), pad_edge=False, expand=False, show_edge=False)
-    # Fixed columns take 58 cells (with padding), the rate 12 more; the key gets the rest.
-    key_width = max(12, width - 59 - (12 if show_rate else 0))
+    # Fixed columns take 46 cells plus 2 between each pair, the rate 13 more; the key gets the
+    # rest (one cell spare, so that rich never has to shrink the fixed columns).
+    key_width = max(12, width - 57 - (13 if show_rate else 0))
     table.add_column("dataset", overflow="ellipsis", no_wrap=True, width=key_width)
     table.add_column("state", no_wrap=True, width=10)
     table.add_column("files", justify="right", no_wrap=True, width=9, overflow="ellipsis")
     table.add_column("progress", no_wrap=True, width=10)
-    table.add_column("bytes", justify="right", no_wrap=True, width=17, overflow="ellipsis")
+    table.add_column("bytes", justify="right", no_wrap=True, width=11, overflow="ellipsis")
     table.add_column("ETA", justify="right", no_wrap=True, width=6)
     if show_rate:
         table.add_column("rate", justify="right", no_wrap=True, width=11)
