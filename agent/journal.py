@@ -303,19 +303,34 @@ class Journal:
         return [_file_from_row(row) for row in rows]
 
     def record_hashes(
-        self, hashed: Sequence[tuple[FileRecord, str, str | None]], destinations_by_root: dict[str, list[str]]
+        self,
+        hashed: Sequence[tuple[FileRecord, str, str | None]],
+        destinations_by_root: dict[str, list[str]],
+        quarantined: dict[int, str] | None = None,
     ) -> None:
-        """Store SHA-256 and metadata, queue one delivery per destination, in one transaction."""
+        """Store SHA-256 and metadata, queue one delivery per destination, in one transaction.
+
+        A file in *quarantined* (file id -> reason) is recorded failed instead, with no
+        delivery: in the same transaction, so no transfer can pick it up in between.
+        """
         now = time.time()
+        quarantined = quarantined or {}
         with self.transaction() as db:
             for record, sha256, metadata_json in hashed:
+                reason = quarantined.get(record.id)
                 cursor = db.execute(
-                    "UPDATE files SET state = ?, sha256 = ?, metadata_json = ?, error = NULL, updated_at = ?"
+                    "UPDATE files SET state = ?, sha256 = ?, metadata_json = ?, error = ?, updated_at = ?"
                     " WHERE id = ? AND version = ? AND state = ?",
-                    (FileState.HASHED, sha256, metadata_json, now, record.id, record.version, FileState.SETTLED),
-                )
+                    (
+                        FileState.HASHED if reason is None else FileState.FAILED, sha256, metadata_json, reason, now,
+                        record.id, record.version, FileState.SETTLED,
+                    ),
+                )  # fmt: skip
                 if cursor.rowcount == 0:
                     continue  # a newer version arrived meanwhile; it will be hashed in turn
+                if reason is not None:
+                    self._insert_error(db, "item", reason, path=f"{record.root}/{record.rel_path}", destination=None)
+                    continue
                 for destination in destinations_by_root.get(record.root, []):
                     db.execute(
                         "INSERT INTO abandoned_uploads (destination, remote_state, at) SELECT destination,"
@@ -624,17 +639,23 @@ class Journal:
 
     def record_error(self, kind: str, message: str, *, path: str | None = None, destination: str | None = None) -> None:
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO errors (at, kind, path, destination, message) VALUES (?, ?, ?, ?, ?)",
-                (time.time(), kind, path, destination, message),
-            )
-            # A monotonic count per class for the metrics endpoint (the errors table is trimmed).
-            db.execute(
-                "INSERT INTO agent (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE"
-                " SET value = CAST(value AS INTEGER) + 1",
-                (f"failures.{kind}",),
-            )
-            db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", (ERRORS_KEPT,))
+            self._insert_error(db, kind, message, path=path, destination=destination)
+
+    @staticmethod
+    def _insert_error(
+        db: sqlite3.Connection, kind: str, message: str, *, path: str | None, destination: str | None
+    ) -> None:
+        db.execute(
+            "INSERT INTO errors (at, kind, path, destination, message) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), kind, path, destination, message),
+        )
+        # A monotonic count per class for the metrics endpoint (the errors table is trimmed).
+        db.execute(
+            "INSERT INTO agent (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE"
+            " SET value = CAST(value AS INTEGER) + 1",
+            (f"failures.{kind}",),
+        )
+        db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", (ERRORS_KEPT,))
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Read-only queries for the status report (kept here so sqlite3 stays in one module)."""

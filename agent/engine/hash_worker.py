@@ -82,7 +82,7 @@ class HashWorker(threading.Thread):
     def _run_batch(self, journal: Journal) -> bool:
         records = journal.files_in_state(FileState.SETTLED, BATCH_SIZE)
         hashed: list[tuple[FileRecord, str, str | None]] = []
-        quarantined: list[tuple[FileRecord, str]] = []
+        quarantined: dict[int, str] = {}
         for record in records:
             path = Path(record.root) / record.rel_path
             try:
@@ -109,12 +109,9 @@ class HashWorker(threading.Thread):
             metadata_json, malformed = self._metadata(path)
             hashed.append((record, digest, metadata_json))
             if malformed is not None and record.root in self._quarantine_roots:
-                quarantined.append((record, f"quarantined (malformed, rule says quarantine): {malformed}"))
-        if hashed:
-            journal.record_hashes(hashed, self._destinations_by_root)
-            for record, reason in quarantined:
                 # Kept on the instrument, listed as missing in the dataset's package.
-                journal.mark_file(record, FileState.FAILED, reason)
-                journal.record_error("item", reason, path=str(Path(record.root) / record.rel_path))
+                quarantined[record.id] = f"quarantined (malformed, rule says quarantine): {malformed}"
+        if hashed:
+            journal.record_hashes(hashed, self._destinations_by_root, quarantined)
             self._on_hashed()
         return bool(records)

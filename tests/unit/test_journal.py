@@ -195,3 +195,19 @@ def test_delivered_counters_only_grow(tmp_path: Path) -> None:
     facts = journal.facts()
     assert (facts["delivered_files.archive"], facts["delivered_bytes.archive"]) == ("2", "250")
     journal.close()
+
+
+def test_a_quarantined_file_never_gets_a_delivery(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.record_settled([settled("alice/s1/good.tif"), settled("alice/s1/bad.tif")])
+    records = journal.files_in_state(FileState.SETTLED, 10)
+    bad = next(record for record in records if record.rel_path.endswith("bad.tif"))
+    journal.record_hashes(
+        [(record, "ab" * 32, None) for record in records], {"/root": ["archive"]}, {bad.id: "quarantined (malformed)"}
+    )
+    # One transaction: there is no moment at which the bad file is hashed and sendable.
+    assert [d.file.rel_path for d in journal.deliveries_to_send("archive", 10)] == ["alice/s1/good.tif"]
+    assert journal.known_identity("/root", "alice/s1/bad.tif")[1] == FileState.FAILED  # type: ignore[index]
+    assert journal.query("SELECT kind, message FROM errors") == [("item", "quarantined (malformed)")]
+    assert journal.facts()["failures.item"] == "1"
+    journal.close()
