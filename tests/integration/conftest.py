@@ -80,13 +80,32 @@ class Daemon:
         self.process = None
 
     @staticmethod
-    def journal_rows(directory: Path, sql: str) -> list[tuple[Any, ...]]:
+    def journal_rows(directory: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read the journal the way an operator's tool would: read-only, beside the daemon."""
         connection = sqlite3.connect(f"{(directory / 'state' / 'journal.sqlite3').as_uri()}?mode=ro", uri=True)
         try:
-            return connection.execute(sql).fetchall()
+            return connection.execute(sql, parameters).fetchall()
         finally:
             connection.close()
+
+    def upload_held(self, directory: Path, destination: str) -> bool:
+        """Held at a checkpoint: a delivery is half sent, and the destination's worker reported
+        the operator's pause and nothing in flight in the same heartbeat."""
+        facts = dict(
+            self.journal_rows(
+                directory,
+                "SELECT key, value FROM agent WHERE key IN (?, ?)",
+                (f"live.{destination}", f"hold.{destination}"),
+            )
+        )
+        sending = self.journal_rows(directory, "SELECT offset_bytes FROM deliveries WHERE state = 'sending'")
+        held = facts.get(f"hold.{destination}") == "paused by operator" and facts.get(f"live.{destination}") == "{}"
+        return held and bool(sending)
+
+    def checkpointed(self, directory: Path) -> int:
+        """Bytes of the first delivery made durable at the destination so far."""
+        rows = self.journal_rows(directory, "SELECT offset_bytes FROM deliveries")
+        return int(rows[0][0]) if rows else 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,12 +104,7 @@ def test_pause_stops_a_large_copy_at_a_checkpoint_and_resume_continues_it(
     def staged_bytes() -> int:
         return sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
 
-    def held_still() -> bool:
-        size = staged_bytes()
-        time.sleep(1.5)
-        return size > 0 and staged_bytes() == size
-
-    wait_for(held_still, timeout=20, what="copy held")
+    wait_for(lambda: daemon.upload_held(tmp_path, "archive"), timeout=20, what="copy held")
     held_at = staged_bytes()
     assert 0 < held_at < source.stat().st_size
     assert daemon.harvest("resume").returncode == 0
@@ -224,7 +218,7 @@ def test_watch_renders_in_a_small_terminal_and_exits_on_ctrl_c(
         child.expect("TEST-SCOPE-01")
         child.expect("frank/run6")
         child.expect("Ctrl-C")
-        time.sleep(1.2)  # at least one refresh
+        child.expect("Ctrl-C")  # the footer again: the screen has been refreshed
         child.sendcontrol("c")
         child.expect(pexpect.EOF)
     finally:

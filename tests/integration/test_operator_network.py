@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,11 +54,10 @@ def test_pause_holds_a_network_upload_at_a_checkpoint_and_resume_continues(
     os.environ.update(server.environment)
     try:
         daemon = daemon_factory(config).start()
-        wait_for(lambda: daemon.running() and daemon.status()["in_flight"], timeout=60, what="upload under way")
-        time.sleep(2.5)  # some parts or chunks acknowledged
+        wait_for(lambda: daemon.running() and daemon.checkpointed(tmp_path) > 0, timeout=60, what="a checkpoint")
         assert daemon.harvest("pause").returncode == 0
-
-        wait_for(lambda: _still(daemon), timeout=30, what="upload held")
+        name = server.destination["name"]
+        wait_for(lambda: daemon.upload_held(tmp_path, name), timeout=30, what="upload held")
         report = daemon.status()
         assert report["destinations"][0]["hold"] == "paused by operator"
         assert report["deliveries"][server.destination["name"]].get("verified", 0) == 0
@@ -71,11 +69,3 @@ def test_pause_holds_a_network_upload_at_a_checkpoint_and_resume_continues(
     finally:
         for key in server.environment:
             os.environ.pop(key, None)
-
-
-def _still(daemon: Daemon) -> bool:
-    """The in-flight byte count no longer moves (sampled 1.5 s apart)."""
-    first = daemon.status()["in_flight"]
-    time.sleep(1.5)
-    second = daemon.status()["in_flight"]
-    return bool(first) and first == second
