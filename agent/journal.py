@@ -26,11 +26,20 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.errors import JournalError
+from agent.journal_records import (
+    FILE_COLUMNS,
+    DatasetRecord,
+    DeliveryRecord,
+    FileIdentity,
+    FileRecord,
+    RetryOutcome,
+    SettledFile,
+    file_from_row,
+)
 from agent.journal_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -54,96 +63,11 @@ __all__ = [
     "FileRecord",
     "FileState",
     "Journal",
+    "RetryOutcome",
     "SettledFile",
 ]
 
 ERRORS_KEPT = 1000
-
-
-@dataclass(frozen=True)
-class FileIdentity:
-    """What makes one version of a file: any change means new bytes may be inside."""
-
-    dev: int
-    ino: int
-    size_bytes: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    id: int
-    dataset_id: int | None
-    root: str
-    rel_path: str
-    path_in_dataset: str | None
-    identity: FileIdentity
-    version: int
-    state: FileState
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    file: FileRecord
-    destination: str
-    version: int
-    state: DeliveryState
-    offset_bytes: int
-    dataset_key: str
-    remote_state: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class DatasetRecord:
-    id: int
-    root: str
-    dataset_key: str
-    fields: dict[str, str]
-    state: DatasetState
-    revision: int
-    opened_at: float
-    closed_at: float | None
-    close_reason: str | None
-
-
-@dataclass
-class RetryOutcome:
-    files: list[tuple[str, str]] = field(default_factory=list)  # (root, rel_path) to settle again
-    deliveries: int = 0
-    still_missing: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SettledFile:
-    """A file that passed the settle stage, with its dataset placement (if any)."""
-
-    root: str
-    rel_path: str
-    identity: FileIdentity
-    dataset_key: str | None
-    dataset_fields: dict[str, str]
-    path_in_dataset: str | None
-
-
-_FILE_COLUMNS = (
-    "f.id, f.dataset_id, f.root, f.rel_path, f.path_in_dataset, f.dev, f.ino, f.size_bytes,"
-    " f.mtime_ns, f.version, f.state, f.sha256"
-)
-
-
-def _file_from_row(row: Sequence[Any]) -> FileRecord:
-    return FileRecord(
-        id=int(row[0]),
-        dataset_id=row[1],
-        root=str(row[2]),
-        rel_path=str(row[3]),
-        path_in_dataset=row[4],
-        identity=FileIdentity(*(int(value) for value in row[5:9])),
-        version=int(row[9]),
-        state=FileState(row[10]),
-        sha256=row[11],
-    )
 
 
 class Journal:
@@ -298,9 +222,9 @@ class Journal:
 
     def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:
         rows = self._db.execute(
-            f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.state = ? ORDER BY f.id LIMIT ?", (state, limit)
+            f"SELECT {FILE_COLUMNS} FROM files f WHERE f.state = ? ORDER BY f.id LIMIT ?", (state, limit)
         ).fetchall()
-        return [_file_from_row(row) for row in rows]
+        return [file_from_row(row) for row in rows]
 
     def record_hashes(
         self,
@@ -355,15 +279,15 @@ class Journal:
 
     def file_by_path(self, root: str, rel_path: str) -> FileRecord | None:
         row = self._db.execute(
-            f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.root = ? AND f.rel_path = ?", (root, rel_path)
+            f"SELECT {FILE_COLUMNS} FROM files f WHERE f.root = ? AND f.rel_path = ?", (root, rel_path)
         ).fetchone()
-        return _file_from_row(row) if row else None
+        return file_from_row(row) if row else None
 
     # ----- deliveries ----------------------------------------------------------------
 
     def deliveries_to_send(self, destination: str, limit: int) -> list[DeliveryRecord]:
         rows = self._db.execute(
-            f"SELECT {_FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state"
+            f"SELECT {FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state"
             " FROM deliveries d JOIN files f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
             " WHERE d.destination = ? AND d.state IN (?, ?) AND f.state = ? AND d.version = f.version"
             " ORDER BY f.id LIMIT ?",
@@ -371,7 +295,7 @@ class Journal:
         ).fetchall()
         return [
             DeliveryRecord(
-                file=_file_from_row(row[:12]),
+                file=file_from_row(row[:12]),
                 destination=destination,
                 version=int(row[12]),
                 state=DeliveryState(row[13]),
@@ -502,10 +426,10 @@ class Journal:
 
     def dataset_files(self, dataset_id: int) -> list[FileRecord]:
         rows = self._db.execute(
-            f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.dataset_id = ? ORDER BY f.path_in_dataset",
+            f"SELECT {FILE_COLUMNS} FROM files f WHERE f.dataset_id = ? ORDER BY f.path_in_dataset",
             (dataset_id,),
         ).fetchall()
-        return [_file_from_row(row) for row in rows]
+        return [file_from_row(row) for row in rows]
 
     def datasets_ready_to_commit(self, destination: str) -> list[int]:
         """Closed datasets whose every current file version is settled at *destination*.
