@@ -144,11 +144,13 @@ def send_command(state_dir: Path, command: str, arguments: dict[str, Any] | None
         raise ControlUnavailable(
             f"permission denied on {address}: run as the service user or a member of its group"
         ) from None
+    except OSError as error:
+        raise ControlUnavailable(f"cannot reach the agent on {address}: {error.strerror or error}") from None
     with connection:
-        connection.send_bytes(json.dumps({"command": command, "args": arguments or {}}).encode("utf-8"))
-        if not connection.poll(60.0):
-            raise ControlUnavailable("the agent did not answer within 60 s")
         try:
+            connection.send_bytes(json.dumps({"command": command, "args": arguments or {}}).encode("utf-8"))
+            if not connection.poll(60.0):
+                raise ControlUnavailable("the agent did not answer within 60 s")
             return _decode(connection.recv_bytes(MAX_MESSAGE_BYTES))
-        except EOFError:
-            raise ControlUnavailable("the agent closed the connection without answering") from None
+        except (OSError, EOFError, ValueError):
+            raise ControlUnavailable("the agent dropped the connection without a valid answer (stopping?)") from None

@@ -122,6 +122,9 @@ def _check_destinations(config: AgentConfig) -> Iterator[Check]:
         except ItemError as error:
             yield Check(name, "fail", f"probe failed: {error}", "check the agent's permissions at the destination")
             continue
+        except HarvestError as error:  # e.g. the keyring could not be read
+            yield Check(name, "fail", str(error), "see the message; `harvest login` or the credential's source")
+            continue
         finally:
             close = getattr(transport, "close", None)
             if callable(close):

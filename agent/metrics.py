@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.journal import Journal
-from agent.status import build_status
+from agent.status import build_status, report_from
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,9 @@ class JournalCollector(Collector):
         self._state_dir = state_dir
 
     def collect(self) -> Iterator[Metric]:
-        report = build_status(self._state_dir)
         journal = Journal(self._state_dir, read_only=True)
         try:
+            report = report_from(journal)
             counters = dict(journal.query("SELECT key, value FROM agent WHERE key LIKE 'delivered_%'"))
             delivered = [
                 (name, int(counters.get(f"delivered_files.{name}", 0)), int(counters.get(f"delivered_bytes.{name}", 0)))

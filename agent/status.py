@@ -63,12 +63,12 @@ def agent_running(facts: dict[str, str], now: float) -> bool:
 def build_status(state_dir: Path) -> dict[str, Any]:
     journal = Journal(state_dir, read_only=True)
     try:
-        return _report(journal)
+        return report_from(journal)
     finally:
         journal.close()
 
 
-def _report(journal: Journal) -> dict[str, Any]:
+def report_from(journal: Journal) -> dict[str, Any]:
     now = time.time()
     facts = journal.facts()
     running = agent_running(facts, now)

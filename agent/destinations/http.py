@@ -30,6 +30,16 @@ class RetryableHTTPError(TransientError):
         self.retry_after_seconds = retry_after_seconds
 
 
+def http_date(value: str | None) -> float | None:
+    """Seconds since the epoch for an HTTP date (Date, Retry-After); None if absent or malformed."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -37,10 +47,8 @@ def retry_after(response: requests.Response) -> float | None:
     try:
         return min(float(value), MAX_RETRY_AFTER_SECONDS)
     except ValueError:
-        try:
-            return min(max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
-        except (TypeError, ValueError):
-            return None
+        moment = http_date(value)
+        return None if moment is None else min(max(moment - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def check_response(response: requests.Response, destination: str, credential: str | None, what: str) -> None:

@@ -19,7 +19,6 @@ import os
 import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -29,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 from agent.config.models import S3Destination
 from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
+from agent.destinations.http import http_date
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
@@ -120,8 +120,7 @@ class S3Transport(DestinationTransport):
                 raise ItemError(f"{self.name}: the probe object read back differently")
         finally:
             self._call("delete the probe object", "delete_object", Bucket=bucket, Key=key)
-        date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-        server_time = parsedate_to_datetime(date).timestamp() if date else None
+        server_time = http_date(reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date"))
         return SelfTest(f"wrote, read back and deleted s3://{bucket}/{key}", server_time)
 
     def sync(self) -> None:

@@ -21,7 +21,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -30,7 +29,7 @@ import requests
 from agent.config.models import TusDestination
 from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
-from agent.destinations.http import ATTEMPTS, RetryableHTTPError, check_response, with_retries
+from agent.destinations.http import ATTEMPTS, RetryableHTTPError, check_response, http_date, with_retries
 from agent.errors import ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.sidecar import DatasetPackage
@@ -134,8 +133,7 @@ class TusTransport(DestinationTransport):
         finally:
             if "termination" in self.extensions():
                 self._request("DELETE", upload_url, "delete probe")
-        date = response.headers.get("Date")
-        server_time = parsedate_to_datetime(date).timestamp() if date else None
+        server_time = http_date(response.headers.get("Date"))
         return SelfTest(f"created, sent, checked the offset of and deleted a probe upload at {self.url}", server_time)
 
     def sync(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pexpect
 
-from tests.helpers import harvest_command, stays_false, subprocess_env, wait_for, write_config
+from tests.helpers import harvest_command, random_file, stays_false, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, harvest_json, run_scan, wait_for_revision
 
 MIB = 1 << 20
@@ -29,18 +29,6 @@ def _start(daemon_factory: Callable[[Path], Daemon], config: Path) -> Daemon:
     return daemon
 
 
-def _write(path: Path, size: int, seed: int = 1) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    block = bytes(range(256)) * 4096
-    with path.open("wb") as handle:
-        written = 0
-        while written < size:
-            chunk = block[: min(len(block), size - written)]
-            handle.write(bytes([seed]) + chunk[1:])
-            written += len(chunk)
-    return path
-
-
 def test_pause_holds_uploads_while_hashing_goes_on_and_resume_delivers(
     tmp_path: Path, daemon_factory: Callable[[Path], Daemon]
 ) -> None:
@@ -55,7 +43,7 @@ def test_pause_holds_uploads_while_hashing_goes_on_and_resume_delivers(
     unknown = daemon.harvest("pause", "tape")
     assert unknown.returncode == 1 and "unknown destination 'tape'" in unknown.stderr
 
-    _write(tmp_path / "instrument/alice/run1/image.raw", 3 * MIB)
+    random_file(tmp_path / "instrument/alice/run1/image.raw", 3 * MIB)
     # Nothing tells the daemon about the file (hourly polling) until a rescan.
     stays_false(lambda: daemon.status()["files"]["hashed"], 2.0, "a file was found without a rescan")
     rescan = daemon.harvest("rescan")
@@ -90,7 +78,7 @@ def test_pause_stops_a_large_copy_at_a_checkpoint_and_resume_continues_it(
     destination = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive"),
                    "bandwidth": "8MiB/s", "checkpoint_bytes": 4 * MIB}  # fmt: skip
     config = write_config(tmp_path, destinations=[destination])
-    source = _write(tmp_path / "instrument/bob/run2/stack.raw", 40 * MIB, seed=7)
+    source = random_file(tmp_path / "instrument/bob/run2/stack.raw", 40 * MIB)
     daemon = _start(daemon_factory, config)
 
     def in_flight() -> int:
@@ -122,8 +110,8 @@ def test_retry_brings_back_a_file_that_failed(tmp_path: Path, daemon_factory: Ca
     daemon = _start(daemon_factory, config)
     assert daemon.harvest("pause").returncode == 0
     session = tmp_path / "instrument/carol/run3"
-    _write(session / "keep.raw", MIB, seed=2)
-    lost = _write(session / "lost.raw", MIB, seed=3)
+    random_file(session / "keep.raw", MIB)
+    lost = random_file(session / "lost.raw", MIB)
     saved = lost.read_bytes()
     assert daemon.harvest("rescan").returncode == 0
     wait_for(lambda: daemon.status()["files"]["hashed"] == 2, timeout=30, what="both hashed")
@@ -160,7 +148,7 @@ def test_status_during_a_transfer_shows_progress_rate_and_eta(
     destination = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive"),
                    "bandwidth": "Mon-Sun 00:00-24:00 6MiB/s; off"}  # fmt: skip
     config = write_config(tmp_path, destinations=[destination])
-    _write(tmp_path / "instrument/dave/run4/big.raw", 48 * MIB, seed=4)
+    random_file(tmp_path / "instrument/dave/run4/big.raw", 48 * MIB)
     daemon = _start(daemon_factory, config)
 
     def mid_transfer() -> dict[str, object] | None:
@@ -192,7 +180,7 @@ def test_uploads_wait_for_their_window_but_hashing_does_not(
     destination = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive"),
                    "upload_windows": tomorrow}  # fmt: skip
     config = write_config(tmp_path, destinations=[destination])
-    _write(tmp_path / "instrument/erin/run5/a.raw", MIB)
+    random_file(tmp_path / "instrument/erin/run5/a.raw", MIB)
     daemon = _start(daemon_factory, config)
     report = wait_for(
         lambda: (r := daemon.status())["files"]["hashed"] == 1 and r["destinations"][0]["hold"] and r,
@@ -208,7 +196,7 @@ def test_watch_renders_in_a_small_terminal_and_exits_on_ctrl_c(
     tmp_path: Path, daemon_factory: Callable[[Path], Daemon]
 ) -> None:
     config = write_config(tmp_path)
-    _write(tmp_path / "instrument/frank/run6/a.raw", MIB)
+    random_file(tmp_path / "instrument/frank/run6/a.raw", MIB)
     _start(daemon_factory, config)
     wait_for(lambda: bag_committed(tmp_path / "archive/TEST-SCOPE-01/frank/run6"), timeout=30, what="bag")
     command = harvest_command("watch", "--interval", "0.5", "--config", str(config))
@@ -249,7 +237,7 @@ def test_a_manual_scan_does_not_wait_for_the_upload_window(tmp_path: Path) -> No
                    "upload_windows": tomorrow}  # fmt: skip
     config = write_config(tmp_path, destinations=[destination])
     (tmp_path / "archive").mkdir()
-    _write(tmp_path / "instrument/gail/run8/a.raw", MIB)
+    random_file(tmp_path / "instrument/gail/run8/a.raw", MIB)
     result = run_scan(config)
     assert result.returncode == 0, result.stdout + result.stderr
     assert bag_committed(tmp_path / "archive/TEST-SCOPE-01/gail/run8")

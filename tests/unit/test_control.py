@@ -74,3 +74,20 @@ def test_windows_uses_a_named_pipe_per_state_dir(tmp_path: Path, monkeypatch: py
     second, _ = control_address(tmp_path / "b")
     assert family == "AF_PIPE"
     assert first.startswith("\\\\.\\pipe\\harvest-agent-") and first != second
+
+
+def test_an_agent_that_drops_the_connection_is_a_clear_error(tmp_path: Path) -> None:
+    import threading
+    from multiprocessing.connection import Listener
+
+    address, family = control_address(tmp_path)
+    with Listener(address, family) as listener:
+
+        def drop_one() -> None:
+            listener.accept().close()
+
+        thread = threading.Thread(target=drop_one)
+        thread.start()
+        with pytest.raises(ControlUnavailable, match="dropped the connection"):
+            send_command(tmp_path, "ping")
+        thread.join()

@@ -115,3 +115,11 @@ def test_the_guard_stays_on_across_polling_gaps() -> None:
     assert guard.active
     now[0] = 20.5
     assert not guard.active
+
+
+def test_http_dates_parse_and_malformed_ones_are_none() -> None:
+    from agent.destinations.http import http_date
+
+    assert http_date("Sun, 22 Nov 2026 07:00:00 GMT") == 1795330800.0
+    assert http_date("not a date") is None
+    assert http_date(None) is None
