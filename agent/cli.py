@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -72,6 +73,11 @@ def main(
     ] = False,
 ) -> None:
     """Harvest agent command line."""
+    # A name that is not UTF-8 (a Latin-1 file from an SMB mount) prints as \xNN, never a crash.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _install_signal_handlers(stop: Any) -> None:

@@ -18,9 +18,10 @@ from typing import Literal
 
 from agent import credentials
 from agent.config import AgentConfig, ConfigInvalid, load_config
-from agent.config.models import WatchRule, safe_component
+from agent.config.models import WatchRule
 from agent.destinations import build_transports
 from agent.errors import AuthError, HarvestError, ItemError, TransientError
+from agent.package.names import encode_component
 
 Level = Literal["ok", "warn", "fail"]
 FREE_FAIL_BYTES = 100 << 20
@@ -103,7 +104,7 @@ def _check_destinations(config: AgentConfig) -> Iterator[Check]:
     except HarvestError as error:
         yield Check("destinations", "fail", str(error), "fix the destination settings")
         return
-    scope = safe_component(config.instrument.id)
+    scope = encode_component(config.instrument.id)
     for transport, settings in zip(transports, config.destinations, strict=True):
         name = f"destination {transport.name}"
         started = time.time()

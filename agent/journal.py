@@ -29,8 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from agent.config.models import safe_component
 from agent.errors import JournalError
 from agent.journal_records import (
+    FILE_COLUMN_COUNT,
     FILE_COLUMNS,
     DatasetRecord,
     DeliveryRecord,
@@ -48,6 +50,7 @@ from agent.journal_schema import (
     DestinationHealth,
     FileState,
 )
+from agent.package.names import UnrepresentableName, disambiguated, display, encode_component, fold_key
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
@@ -70,6 +73,48 @@ __all__ = [
 ERRORS_KEPT = 1000
 
 
+def _to_db(value: object) -> object:
+    """A name that is not UTF-8 (a surrogate-escaped byte) is stored losslessly as a BLOB."""
+    if type(value) is str and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _bind(parameters: Any) -> Any:
+    if isinstance(parameters, (tuple, list)):
+        return tuple(_to_db(value) for value in parameters)
+    return parameters
+
+
+def _row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    for value in row:
+        if type(value) is bytes:
+            return tuple(
+                value.decode("utf-8", "surrogateescape") if type(value) is bytes else value for value in row
+            )
+    return row
+
+
+class _Connection(sqlite3.Connection):
+    """Binds names that are not valid UTF-8 (Latin-1 from an SMB mount, old instrument
+    software) as BLOBs and reads them back as the same ``str``: the journal stores every
+    name the operating system can give, losslessly."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(sql, _bind(parameters))
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        return super().executemany(sql, (_bind(item) for item in parameters))
+
+
+def legacy_archive_key(dataset_key: str) -> str:
+    """The folder a dataset recorded before journal v5 has at the archive (kept where it is)."""
+    return "/".join(safe_component(part) for part in dataset_key.split("/"))
+
+
 class Journal:
     """One connection to the journal; open one per thread."""
 
@@ -81,16 +126,21 @@ class Journal:
                 if not self.path.exists():
                     raise JournalError(f"no journal at {self.path}: the agent has not run with this state_dir yet")
                 uri = f"{self.path.absolute().as_uri()}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+                self._db = sqlite3.connect(
+                    uri, uri=True, timeout=30, check_same_thread=False, factory=_Connection
+                )
             else:
                 state_dir.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                self._db = sqlite3.connect(
+                    self.path, timeout=30, isolation_level=None, check_same_thread=False, factory=_Connection
+                )
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL in WAL mode is durable across process crashes; an fsync at
                 # each checkpoint guards against power loss.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
                 self._migrate()
+            self._db.row_factory = _row
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as error:
             raise JournalError(f"cannot open journal {self.path}: {error}") from None
@@ -161,42 +211,38 @@ class Journal:
                 identity = item.identity
                 if row is not None and FileIdentity(*row[1:5]) == identity and row[5] != FileState.STALE:
                     continue
-                dataset_id = self._dataset_for(db, item, now) if item.dataset_key is not None else None
-                path_nfc = unicodedata.normalize("NFC", item.path_in_dataset or "")
                 state, error = FileState.SETTLED, None
-                if dataset_id is None:
-                    state, error = FileState.IGNORED, "not inside a folder that matches the dataset template"
-                else:
-                    clash = db.execute(
-                        "SELECT rel_path FROM files WHERE dataset_id = ? AND path_nfc = ? AND rel_path != ?",
-                        (dataset_id, path_nfc, item.rel_path),
-                    ).fetchone()
-                    if clash is not None:
-                        # Archives on macOS/SMB and BagIt validators treat such names as one file.
-                        state = FileState.FAILED
-                        error = f"name differs from {clash[0]} only by Unicode normalization; it cannot be archived"
+                dataset_id: int | None = None
+                archive_path: str | None = None
+                path_nfc = unicodedata.normalize("NFC", item.path_in_dataset or "")
+                try:
+                    if item.dataset_key is None:
+                        state, error = FileState.IGNORED, "not inside a folder that matches the dataset template"
+                    else:
+                        dataset_id = self._dataset_for(db, item, now)
+                        archive_path = self._archive_name(db, f"dataset:{dataset_id}", item.path_in_dataset or "")
+                except UnrepresentableName as reason:
+                    state, error = FileState.FAILED, f"cannot be archived: {reason}"
                 values = (
-                    dataset_id, item.path_in_dataset, path_nfc, identity.dev, identity.ino, identity.size_bytes,
-                    identity.mtime_ns, state, error, now,
+                    dataset_id, item.path_in_dataset, path_nfc, archive_path, identity.dev, identity.ino,
+                    identity.size_bytes, identity.mtime_ns, state, error, now,
                 )  # fmt: skip
                 if row is None:
                     db.execute(
-                        "INSERT INTO files (dataset_id, path_in_dataset, path_nfc, dev, ino, size_bytes, mtime_ns,"
-                        " state, error, updated_at, root, rel_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*values, item.root, item.rel_path),
+                        "INSERT INTO files (dataset_id, path_in_dataset, path_nfc, archive_path, dev, ino, size_bytes,"
+                        " mtime_ns, state, error, updated_at, first_seen_at, root, rel_path)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*values, now, item.root, item.rel_path),
                     )
                 else:
                     db.execute(
-                        "UPDATE files SET dataset_id = ?, path_in_dataset = ?, path_nfc = ?, dev = ?, ino = ?,"
-                        " size_bytes = ?, mtime_ns = ?, state = ?, error = ?, updated_at = ?, sha256 = NULL,"
-                        " version = version + 1 WHERE id = ?",
+                        "UPDATE files SET dataset_id = ?, path_in_dataset = ?, path_nfc = ?, archive_path = ?,"
+                        " dev = ?, ino = ?, size_bytes = ?, mtime_ns = ?, state = ?, error = ?, updated_at = ?,"
+                        " sha256 = NULL, version = version + 1 WHERE id = ?",
                         (*values, row[0]),
                     )
                 if error is not None and state == FileState.FAILED:
-                    db.execute(
-                        "INSERT INTO errors (at, kind, path, message) VALUES (?, 'item', ?, ?)",
-                        (now, f"{item.root}/{item.rel_path}", error),
-                    )
+                    self._insert_error(db, "item", error, path=f"{item.root}/{item.rel_path}", destination=None)
                 if dataset_id is not None:
                     touched.append(dataset_id)
         return sorted(set(touched))
@@ -206,9 +252,11 @@ class Journal:
             "SELECT id, state FROM datasets WHERE root = ? AND dataset_key = ?", (item.root, item.dataset_key)
         ).fetchone()
         if row is None:
+            archive_key = self._archive_name(db, f"root:{item.root}", item.dataset_key or "")
             cursor = db.execute(
-                "INSERT INTO datasets (root, dataset_key, fields_json, state, opened_at) VALUES (?, ?, ?, ?, ?)",
-                (item.root, item.dataset_key, json.dumps(item.dataset_fields), DatasetState.OPEN, now),
+                "INSERT INTO datasets (root, dataset_key, archive_key, fields_json, state, opened_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (item.root, item.dataset_key, archive_key, json.dumps(item.dataset_fields), DatasetState.OPEN, now),
             )
             return int(cursor.lastrowid or 0)
         if row[1] == DatasetState.CLOSED:
@@ -219,6 +267,39 @@ class Journal:
                 (DatasetState.OPEN, row[0]),
             )
         return int(row[0])
+
+    @staticmethod
+    def _archive_name(db: sqlite3.Connection, scope: str, source_path: str) -> str:
+        """The archive path of *source_path* within *scope* (a root's datasets, a dataset's files).
+
+        Each folder level's names are handed out once and kept: an encoded name
+        (``agent.package.names``) that some archive would take for one already given in
+        the same folder (same name but for case or Unicode normalization) gets a
+        distinct twin name, so no two sources ever share an archive path.
+        """
+        parent = ""
+        for name in source_path.split("/"):
+            row = db.execute(
+                "SELECT archive FROM archive_names WHERE scope = ? AND parent = ? AND source = ?",
+                (scope, parent, name),
+            ).fetchone()
+            if row is not None:
+                archive = str(row[0])
+            else:
+                encoded = archive = encode_component(name)
+                number = 1
+                while db.execute(
+                    "SELECT 1 FROM archive_names WHERE scope = ? AND parent = ? AND fold = ?",
+                    (scope, parent, fold_key(archive)),
+                ).fetchone():
+                    number += 1
+                    archive = disambiguated(encoded, number)
+                db.execute(
+                    "INSERT INTO archive_names (scope, parent, source, archive, fold) VALUES (?, ?, ?, ?, ?)",
+                    (scope, parent, name, archive, fold_key(archive)),
+                )
+            parent = f"{parent}/{archive}" if parent else archive
+        return parent
 
     def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:
         rows = self._db.execute(
@@ -274,7 +355,7 @@ class Journal:
         with self.transaction() as db:
             db.execute(
                 "UPDATE files SET state = ?, error = ?, updated_at = ? WHERE id = ? AND version = ?",
-                (state, error, time.time(), record.id, record.version),
+                (state, None if error is None else display(error), time.time(), record.id, record.version),
             )
 
     def file_by_path(self, root: str, rel_path: str) -> FileRecord | None:
@@ -287,21 +368,24 @@ class Journal:
 
     def deliveries_to_send(self, destination: str, limit: int) -> list[DeliveryRecord]:
         rows = self._db.execute(
-            f"SELECT {FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state"
+            f"SELECT {FILE_COLUMNS}, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state,"
+            " s.archive_key"
             " FROM deliveries d JOIN files f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
             " WHERE d.destination = ? AND d.state IN (?, ?) AND f.state = ? AND d.version = f.version"
             " ORDER BY f.id LIMIT ?",
             (destination, DeliveryState.PENDING, DeliveryState.SENDING, FileState.HASHED, limit),
         ).fetchall()
+        n = FILE_COLUMN_COUNT
         return [
             DeliveryRecord(
-                file=file_from_row(row[:12]),
+                file=file_from_row(row[:n]),
                 destination=destination,
-                version=int(row[12]),
-                state=DeliveryState(row[13]),
-                offset_bytes=int(row[14]),
-                dataset_key=str(row[15]),
-                remote_state=json.loads(row[16]) if row[16] else None,
+                version=int(row[n]),
+                state=DeliveryState(row[n + 1]),
+                offset_bytes=int(row[n + 2]),
+                dataset_key=str(row[n + 3]),
+                remote_state=json.loads(row[n + 4]) if row[n + 4] else None,
+                archive_key=row[n + 5] or legacy_archive_key(str(row[n + 3])),
             )
             for row in rows
         ]
@@ -382,7 +466,8 @@ class Journal:
                     " offset_bytes = CASE WHEN ? = 'verified' THEN ? ELSE offset_bytes END"
                     " WHERE file_id = ? AND destination = ? AND version = ?",
                     (
-                        state, error, now, error, state, delivery.file.identity.size_bytes,
+                        state, None if error is None else display(error), now, error, state,
+                        delivery.file.identity.size_bytes,
                         delivery.file.id, delivery.destination, delivery.version,
                     ),
                 )  # fmt: skip
@@ -403,8 +488,8 @@ class Journal:
 
     def dataset(self, dataset_id: int) -> DatasetRecord:
         row = self._db.execute(
-            "SELECT id, root, dataset_key, fields_json, state, revision, opened_at, closed_at, close_reason"
-            " FROM datasets WHERE id = ?",
+            "SELECT id, root, dataset_key, fields_json, state, revision, opened_at, closed_at, close_reason,"
+            " archive_key FROM datasets WHERE id = ?",
             (dataset_id,),
         ).fetchone()
         if row is None:
@@ -412,6 +497,7 @@ class Journal:
         return DatasetRecord(
             id=row[0], root=row[1], dataset_key=row[2], fields=json.loads(row[3]), state=DatasetState(row[4]),
             revision=row[5], opened_at=row[6], closed_at=row[7], close_reason=row[8],
+            archive_key=row[9] or legacy_archive_key(row[2]),
         )  # fmt: skip
 
     def open_dataset_ids(self) -> list[int]:
@@ -571,7 +657,7 @@ class Journal:
     ) -> None:
         db.execute(
             "INSERT INTO errors (at, kind, path, destination, message) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), kind, path, destination, message),
+            (time.time(), kind, None if path is None else display(path), destination, display(message)),
         )
         # A monotonic count per class for the metrics endpoint (the errors table is trimmed).
         db.execute(

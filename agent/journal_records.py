@@ -34,6 +34,12 @@ class FileRecord:
     version: int
     state: FileState
     sha256: str | None
+    archive_path: str | None = None  # the file's name in the bag (agent.package.names)
+
+    @property
+    def bag_name(self) -> str:
+        """Where the file lies under the bag's ``data/`` (journals before v5 kept the source name)."""
+        return self.archive_path or self.path_in_dataset or self.rel_path
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class DeliveryRecord:
     offset_bytes: int
     dataset_key: str
     remote_state: dict[str, Any] | None = None
+    archive_key: str | None = None  # the dataset's folder at the archive (agent.package.names)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class DatasetRecord:
     opened_at: float
     closed_at: float | None
     close_reason: str | None
+    archive_key: str | None = None
 
 
 @dataclass
@@ -81,8 +89,9 @@ class SettledFile:
 
 FILE_COLUMNS = (
     "f.id, f.dataset_id, f.root, f.rel_path, f.path_in_dataset, f.dev, f.ino, f.size_bytes,"
-    " f.mtime_ns, f.version, f.state, f.sha256"
+    " f.mtime_ns, f.version, f.state, f.sha256, f.archive_path"
 )
+FILE_COLUMN_COUNT = 13
 
 
 def file_from_row(row: Sequence[Any]) -> FileRecord:
@@ -96,4 +105,5 @@ def file_from_row(row: Sequence[Any]) -> FileRecord:
         version=int(row[9]),
         state=FileState(row[10]),
         sha256=row[11],
+        archive_path=row[12],
     )

@@ -144,6 +144,25 @@ MIGRATIONS: list[str] = [
         SELECT 'delivered_bytes.' || d.destination, SUM(f.size_bytes) FROM deliveries d
         JOIN files f ON f.id = d.file_id WHERE d.state = 'verified' GROUP BY d.destination;
     """,
+    # 5: archive names. Each source name is mapped once, injectively, to the name it has at
+    # every archive (agent.package.names); a later twin by case or normalization gets a
+    # distinct name, never the same one. first_seen_at: when the agent first saw the file,
+    # the age status reports (updated_at changes at every checkpoint and restart).
+    """
+    ALTER TABLE datasets ADD COLUMN archive_key TEXT;
+    ALTER TABLE files ADD COLUMN archive_path TEXT;
+    ALTER TABLE files ADD COLUMN first_seen_at REAL;
+    UPDATE files SET first_seen_at = updated_at;
+    CREATE TABLE archive_names (
+        scope TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        source TEXT NOT NULL,
+        archive TEXT NOT NULL,
+        fold TEXT NOT NULL,
+        PRIMARY KEY (scope, parent, source),
+        UNIQUE (scope, parent, fold)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

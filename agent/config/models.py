@@ -8,6 +8,7 @@ touches the filesystem.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -329,9 +330,11 @@ class AgentConfig(StrictModel):
                     raise ValueError(f"watched roots must not overlap: {root} and {other}")
         if len(self.watch) > 1:
             rule_names = [rule.name for rule in self.watch]
-            if None in rule_names or len(set(rule_names)) != len(rule_names):
+            folded = {unicodedata.normalize("NFC", name).casefold() for name in rule_names if name is not None}
+            if None in rule_names or len(folded) != len(rule_names):
                 raise ValueError(
-                    "with several watched roots, give each a unique 'name' (it becomes a folder in the archive)"
+                    "with several watched roots, give each a unique 'name' (it becomes a folder in the archive;"
+                    " names that differ only in case are one folder on many archives)"
                 )
         return self
 

@@ -73,11 +73,14 @@ class HashWorker(threading.Thread):
         """
         try:
             metadata = extract_metadata(path)
+            malformed = metadata.warnings[0] if metadata.format == "generic" and metadata.warnings else None
+            return metadata.model_dump_json(), malformed
         except OSError as error:
             logger.info("%s: metadata not extracted: %s", path, error.strerror)
             return None, None
-        malformed = metadata.warnings[0] if metadata.format == "generic" and metadata.warnings else None
-        return metadata.model_dump_json(), malformed
+        except Exception:  # a bug in an extractor must cost this file its metadata, nothing more
+            logger.exception("%s: metadata extraction failed", path)
+            return None, None
 
     def _run_batch(self, journal: Journal) -> bool:
         records = journal.files_in_state(FileState.SETTLED, BATCH_SIZE)

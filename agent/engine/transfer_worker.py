@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.bandwidth import RateLimiter
-from agent.config.models import AgentConfig, safe_component
+from agent.config.models import AgentConfig
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
 from agent.guard import AcquisitionGuard
@@ -36,6 +36,7 @@ from agent.journal import (
     Journal,
 )
 from agent.package.bagit import PayloadEntry
+from agent.package.names import encode_component
 from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_package
 
 logger = logging.getLogger(__name__)
@@ -288,8 +289,11 @@ class TransferWorker(threading.Thread):
             source_path=source_path,
             identity=record.identity,
             sha256=record.sha256 or "",
-            bag_path=bag_path_for(self._config.instrument.id, delivery.dataset_key, self._root_names.get(record.root)),
-            path_in_dataset=record.path_in_dataset or record.rel_path,
+            bag_path=bag_path_for(
+                self._config.instrument.id, delivery.archive_key or delivery.dataset_key,
+                self._root_names.get(record.root),
+            ),
+            path_in_dataset=record.bag_name,
             resume_offset_bytes=delivery.offset_bytes,
             follow_symlinks=self._follow_symlinks.get(record.root, False),
             resume_state=delivery.remote_state,
@@ -346,7 +350,7 @@ class TransferWorker(threading.Thread):
     def _abort_orphans(self, journal: Journal) -> None:
         """Once per start: uploads the server holds but the journal never recorded."""
         try:
-            scope = safe_component(self._config.instrument.id)
+            scope = encode_component(self._config.instrument.id)
             aborted = self.transport.abort_orphans(journal.remote_states(self.transport.name), scope)
         except (TransientError, AuthError, ItemError) as error:
             logger.info("could not look for orphaned uploads at %s: %s", self.transport.name, error)
@@ -383,7 +387,7 @@ class TransferWorker(threading.Thread):
             for record in journal.dataset_files(dataset_id):
                 state, error = states.get(record.id, (None, None))
                 if state == DeliveryState.VERIFIED and record.sha256:
-                    entry = PayloadEntry(record.path_in_dataset or "", record.sha256, record.identity.size_bytes)
+                    entry = PayloadEntry(record.bag_name, record.sha256, record.identity.size_bytes)
                     metadata_json = metadata_by_file.get(record.id)
                     metadata = json.loads(metadata_json) if metadata_json else None
                     files.append(PackageFile(entry, record.rel_path, record.identity.mtime_ns, metadata))
@@ -393,6 +397,7 @@ class TransferWorker(threading.Thread):
             package = build_package(
                 self._config.instrument,
                 dataset_key=dataset.dataset_key,
+                archive_key=dataset.archive_key or dataset.dataset_key,
                 dataset_fields=dataset.fields,
                 revision=dataset.revision,
                 opened_at=dataset.opened_at,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.extract.model import FileMetadata
+from agent.package.names import display
 
 mimetypes.add_type("image/tiff", ".tif")
 mimetypes.add_type("image/tiff", ".tiff")
@@ -18,7 +19,7 @@ def generic_metadata(path: Path) -> FileMetadata:
     stat = path.stat()
     media_type, _ = mimetypes.guess_type(path.name, strict=False)
     return FileMetadata(
-        file_name=path.name,
+        file_name=display(path.name),
         size_bytes=stat.st_size,
         modified_at=datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
         media_type=media_type or "application/octet-stream",

@@ -19,6 +19,7 @@ from agent.extract.generic import generic_metadata
 from agent.extract.model import FileMetadata
 from agent.extract.omexml import OmeXmlExtractor
 from agent.extract.tiff import TiffExtractor
+from agent.package.names import display
 
 logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "harvest.extractors"
@@ -48,7 +49,7 @@ def extractors() -> tuple[Extractor, ...]:
 
 def _describe(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return text[:200]
+    return display(text[:200])
 
 
 def extract_metadata(path: Path) -> FileMetadata:

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent import __version__
-from agent.config.models import Instrument, safe_component
+from agent.config.models import Instrument
 from agent.package.bagit import PayloadEntry, TagFile, build_bag
 from agent.package.crate import RO_CRATE_METADATA, build_crate
+from agent.package.names import display, encode_component, is_utf8
 
 HARVEST_JSON_VERSION = 1
 HARVEST_JSON = "harvest.json"
@@ -45,17 +46,26 @@ class DatasetPackage:
     tag_files: list[TagFile]
 
 
-def bag_path_for(instrument_id: str, dataset_key: str, root_name: str | None = None) -> str:
+def bag_path_for(instrument_id: str, archive_key: str, root_name: str | None = None) -> str:
     """Where a dataset's bag lives, relative to a destination's root.
 
-    ``<instrument id>/[<root name>/]<dataset key>``: the root's name keeps datasets of
-    several watched roots apart when their keys are equal.
+    ``<instrument id>/[<root name>/]<archive key>``: the root's name keeps datasets of
+    several watched roots apart when their keys are equal. *archive_key* is the dataset
+    key as the journal mapped it to archive names (``agent.package.names``).
     """
-    parts = [safe_component(instrument_id)]
+    parts = [encode_component(instrument_id)]
     if root_name:
-        parts.append(safe_component(root_name))
-    parts += [safe_component(part) for part in dataset_key.split("/")]
+        parts.append(encode_component(root_name))
+    parts.append(archive_key)
     return "/".join(parts)
+
+
+def _source_name(key: str, path: str) -> dict[str, str]:
+    """The original name, printable; and, if it was not UTF-8, its exact bytes (hex)."""
+    entry = {key: display(path)}
+    if not is_utf8(path):
+        entry[f"{key}_bytes_hex"] = path.encode("utf-8", "surrogateescape").hex()
+    return entry
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -66,6 +76,7 @@ def build_package(
     instrument: Instrument,
     *,
     dataset_key: str,
+    archive_key: str,
     dataset_fields: dict[str, str],
     revision: int,
     opened_at: float,
@@ -83,7 +94,7 @@ def build_package(
     file_entries = [
         {
             "path": f"data/{item.entry.path_in_dataset}",
-            "source_path": item.source_rel_path,
+            **_source_name("source_path", item.source_rel_path),
             "size_bytes": item.entry.size_bytes,
             "sha256": item.entry.sha256,
             "modified_at": _iso(item.mtime_ns / 1e9),
@@ -97,8 +108,9 @@ def build_package(
         "agent": {"name": "harvest-agent", "version": __version__},
         "instrument": instrument.model_dump(mode="json", exclude_none=True),
         "dataset": {
-            "key": dataset_key,
-            "fields": dataset_fields,
+            "key": display(dataset_key),
+            **({} if archive_key == dataset_key else {"archive_key": archive_key}),
+            "fields": {name: display(value) for name, value in dataset_fields.items()},
             "revision": revision,
             "opened_at": _iso(opened_at),
             "closed_at": _iso(closed_at),
@@ -109,31 +121,33 @@ def build_package(
         "summary": summary,
         "warnings": list(warnings),
         "files": file_entries,
-        "missing": [{"source_path": item.source_rel_path, "reason": item.reason} for item in missing],
+        "missing": [
+            {**_source_name("source_path", item.source_rel_path), "reason": display(item.reason)} for item in missing
+        ],
     }
     labels = [
         ("Source-Organization", instrument.facility or ""),
-        ("External-Identifier", dataset_key),
+        ("External-Identifier", display(dataset_key)),
         ("Bagging-Date", datetime.fromtimestamp(now, UTC).date().isoformat()),
         ("Bag-Software-Agent", f"harvest-agent {__version__}"),
         ("Instrument-Id", instrument.id),
         ("Instrument-Name", instrument.name or ""),
-        ("Contact-Name", dataset_fields.get("operator", "")),
+        ("Contact-Name", display(dataset_fields.get("operator", ""))),
         ("Harvest-Revision", str(revision)),
         ("Harvest-Missing-Files", str(len(missing)) if missing else ""),
     ]
     sidecar_bytes = (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     crate = build_crate(
         instrument,
-        dataset_key=dataset_key,
-        dataset_fields=dataset_fields,
+        dataset_key=display(dataset_key),
+        dataset_fields={name: display(value) for name, value in dataset_fields.items()},
         revision=revision,
         committed_at=_iso(now) or "",
         date_range=(summary["acquisition_date_range"]["start"], summary["acquisition_date_range"]["end"]),
         files=file_entries,
     )
     tag_files = build_bag(labels, payload, [TagFile(HARVEST_JSON, sidecar_bytes), TagFile(RO_CRATE_METADATA, crate)])
-    return DatasetPackage(bag_path_for(instrument.id, dataset_key, root_name), revision, tag_files)
+    return DatasetPackage(bag_path_for(instrument.id, archive_key, root_name), revision, tag_files)
 
 
 def summarize(files: Sequence[PackageFile]) -> dict[str, Any]:

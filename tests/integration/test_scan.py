@@ -108,7 +108,7 @@ def test_awkward_names_and_empty_files(tmp_path: Path) -> None:
     assert snapshot(tmp_path / "instrument") == before
 
 
-def test_names_that_differ_only_by_normalization_are_a_clear_item_error(tmp_path: Path) -> None:
+def test_names_that_differ_only_by_normalization_are_both_archived_apart(tmp_path: Path) -> None:
     session = tmp_path / "instrument" / "erin" / "s1"
     session.mkdir(parents=True)
     nfc = unicodedata.normalize("NFC", "Zürich.tif")
@@ -120,13 +120,13 @@ def test_names_that_differ_only_by_normalization_are_a_clear_item_error(tmp_path
 
     result = run_scan(write_config(tmp_path))
 
-    assert result.returncode == 1
-    assert "only by Unicode normalization" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
     bag_path = tmp_path / "archive/TEST-SCOPE-01/erin/s1"
     bagit.Bag(str(bag_path)).validate()
     sidecar = harvest_json(bag_path)
-    assert len(sidecar["files"]) == 2 and len(sidecar["missing"]) == 1
-    assert "Unicode normalization" in sidecar["missing"][0]["reason"]
+    assert len(sidecar["files"]) == 3 and sidecar["missing"] == []
+    contents = {(bag_path / entry["path"]).read_bytes(): entry["source_path"] for entry in sidecar["files"]}
+    assert contents[b"first"] == f"erin/s1/{nfc}" and contents[b"second"] == f"erin/s1/{nfd}"
 
 
 def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:

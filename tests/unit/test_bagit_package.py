@@ -34,6 +34,7 @@ def write_bag(tmp_path: Path, files: dict[str, bytes]) -> Path:
     package = build_package(
         Instrument(id="FAC-01", name="Scope", facility="Facility"),
         dataset_key="alice/s1",
+        archive_key="alice/s1",
         dataset_fields={"operator": "alice", "session": "s1"},
         revision=2,
         opened_at=1_700_000_000.0,
@@ -77,4 +78,5 @@ def test_tampered_payload_fails_validation(tmp_path: Path) -> None:
 def test_manifest_path_encoding_and_bag_path() -> None:
     assert encode_manifest_path("100%.txt") == "100%.txt"
     assert encode_manifest_path("a%0Ab\nc\rd") == "a%250Ab%0Ac%0Dd"
-    assert bag_path_for("FAC:01", "alice/s 1") == "FAC_01/alice/s 1"
+    assert bag_path_for("FAC:01", "alice/s 1") == "FAC~3A01/alice/s 1"
+    assert bag_path_for("FAC-01", "alice/s1", "room 2") == "FAC-01/room 2/alice/s1"
