@@ -127,8 +127,8 @@ def test_journal_keeps_case_twins_and_non_utf8_names_apart(tmp_path: Path) -> No
     assert archive["RUN/x\udce9.tif"] == "RUN~~3/x~E9.tif"
     # Mappings are stable: the same source name always gets the same archive name.
     _settle(journal, "run/image.tif", "run", 99)
-    record = journal.file_by_path("/r", "run/image.tif")
-    assert record is not None and record.bag_name == "image.tif"
+    found = journal.file_by_path("/r", "run/image.tif")
+    assert found is not None and found.bag_name == "image.tif"
     journal.close()
 
 
