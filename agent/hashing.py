@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat as stat_module
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from agent.errors import ItemError, SourceChangedError, SourceVanishedError, Sto
 from agent.journal import FileIdentity
 
 READ_CHUNK_BYTES = 1 << 20
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+# O_NONBLOCK: a file swapped for a named pipe (or a device) between settling and reading
+# must not block the open; fstat then shows it is no regular file.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def identity_of(stat_result: os.stat_result) -> FileIdentity:
@@ -34,7 +37,7 @@ def open_source(path: Path, *, follow_symlinks: bool = False) -> int:
     """Open a source file read-only, translating OS errors into item errors."""
     flags = _OPEN_FLAGS if not follow_symlinks else _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
     try:
-        return os.open(path, flags)
+        descriptor = os.open(path, flags)
     except FileNotFoundError:
         raise SourceVanishedError(f"{path}: vanished before it could be read") from None
     except PermissionError:
@@ -43,17 +46,30 @@ def open_source(path: Path, *, follow_symlinks: bool = False) -> int:
         if error.errno == errno.ELOOP:
             raise ItemError(f"{path}: is a symbolic link, which this root does not follow") from None
         raise ItemError(f"{path}: cannot open: {error.strerror}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+    except OSError as error:
+        os.close(descriptor)
+        raise ItemError(f"{path}: cannot read file information: {error.strerror}") from None
+    if not stat_module.S_ISREG(mode):
+        os.close(descriptor)
+        raise ItemError(f"{path}: is no longer a regular file (replaced by a named pipe, device or folder); skipped")
+    return descriptor
 
 
-def check_identity(path: Path, descriptor: int, expected: FileIdentity, when: str) -> None:
+def check_identity(
+    path: Path, descriptor: int, expected: FileIdentity, when: str, *, follow_symlinks: bool = False
+) -> None:
     """Raise ``SourceChangedError`` unless the open file (and, after reading, the path) still match.
 
     Before reading, the descriptor alone proves we opened the expected version; after
-    reading, the path is checked too, so a file replaced by a rename is caught.
+    reading, the path is checked too, so a file replaced by a rename is caught. Where the
+    root follows symbolic links, the path is checked by its target (a link's own identity
+    never matches the file it names).
     """
     try:
         by_descriptor = identity_of(os.fstat(descriptor))
-        by_path = by_descriptor if when == "before" else identity_of(path.lstat())
+        by_path = by_descriptor if when == "before" else identity_of(path.stat(follow_symlinks=follow_symlinks))
     except FileNotFoundError:
         raise SourceVanishedError(f"{path}: vanished {when} reading") from None
     if by_descriptor != expected or by_path != expected:
@@ -121,7 +137,7 @@ def sha256_file(
                 f"{path}: changed while reading ({total_bytes} bytes read, {expected.size_bytes} expected);"
                 " it will be read again once it settles"
             )
-        check_identity(path, descriptor, expected, "while")
+        check_identity(path, descriptor, expected, "while", follow_symlinks=follow_symlinks)
         return digest.hexdigest()
     except OSError as error:
         raise ItemError(f"{path}: read failed: {error.strerror}") from None

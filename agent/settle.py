@@ -11,6 +11,7 @@ Memory is proportional to the number of files not yet settled, not to the tree s
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Candidate:
     identity: FileIdentity
     last_change: float
     next_check: float
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,21 @@ class SettleTracker:
     def pending(self) -> list[Candidate]:
         return list(self._candidates.values())
 
-    def observe(self, root: str, rel_path: str, path: Path, identity: FileIdentity) -> None:
-        """A file was seen (by a scan or a watch event) with this identity."""
+    def observe(
+        self, root: str, rel_path: str, path: Path, identity: FileIdentity, *, follow_symlinks: bool = False
+    ) -> None:
+        """A file was seen (by a scan or a watch event) with this identity.
+
+        *follow_symlinks*: the file is (or may be) a link that the root follows; it is then
+        watched by its target's identity, the one the hash stage will see.
+        """
         now = self._clock()
         key = (root, rel_path)
         candidate = self._candidates.get(key)
         if candidate is None:
-            self._candidates[key] = Candidate(root, rel_path, path, identity, now, now + self.check_interval)
+            self._candidates[key] = Candidate(
+                root, rel_path, path, identity, now, now + self.check_interval, follow_symlinks
+            )
         elif candidate.identity != identity:
             candidate.identity = identity
             candidate.last_change = now
@@ -98,7 +108,7 @@ class SettleTracker:
             if candidate.next_check > now:
                 continue
             try:
-                identity = identity_of(self._stat(candidate.path))
+                found = candidate.path.stat() if candidate.follow_symlinks else self._stat(candidate.path)
             except FileNotFoundError:
                 vanished.append(self._candidates.pop(key))
                 continue
@@ -106,6 +116,11 @@ class SettleTracker:
                 # Unreadable metadata right now (share hiccup): look again later.
                 candidate.next_check = now + self.check_interval
                 continue
+            if not stat.S_ISREG(found.st_mode):
+                # Replaced by a named pipe, a device or a folder: nothing to harvest here.
+                vanished.append(self._candidates.pop(key))
+                continue
+            identity = identity_of(found)
             if identity != candidate.identity:
                 candidate.identity = identity
                 candidate.last_change = now

@@ -9,7 +9,10 @@ Two sources feed the settle stage, and neither is trusted alone:
   runs at startup and periodically and finds whatever the events missed.
 
 Symbolic links are not followed unless the rule says so, and then only to targets
-inside the same watched root: nothing outside a watched root is ever read.
+inside the same watched root: nothing outside a watched root is ever read. A link to a
+file is harvested by its target's identity; a link to a folder is never descended into,
+since its target, being inside the root, is scanned where it really is: each real folder
+is harvested once, as its own dataset, whatever order the scan meets link and folder in.
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ def _classify(
             if os.path.commonpath([real_root, target]) != real_root:
                 on_error(entry.path, "symbolic link points outside the watched root; not followed")
                 return None
+            if entry.is_dir(follow_symlinks=True):
+                return None  # the real folder is inside the root and is scanned itself
         if entry.is_dir(follow_symlinks=follow_symlinks):
             return path if path_filter.folder_allowed(rel_path) else None
         if not entry.is_file(follow_symlinks=follow_symlinks) or not path_filter.file_allowed(rel_path):

@@ -216,7 +216,7 @@ class FilesystemTransport(DestinationTransport):
                     os.fsync(target)
             finally:
                 os.close(target)
-            check_identity(item.source_path, source, item.identity, "while")
+            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
         finally:
             os.close(source)
         if offset != item.identity.size_bytes:

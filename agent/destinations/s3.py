@@ -170,7 +170,7 @@ class S3Transport(DestinationTransport):
                 self._put(key, body, metadata)
             else:
                 self._multipart(source, key, remote_key, item, metadata, control)
-            check_identity(item.source_path, source, item.identity, "while")
+            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
         finally:
             os.close(source)
         if not small:  # a single PUT was already verified by its ETag (the MD5 of the bytes received)

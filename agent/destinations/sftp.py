@@ -241,7 +241,7 @@ class SftpTransport(DestinationTransport):
                         since_checkpoint = 0
                         if control.should_stop():
                             raise StopRequested
-            check_identity(item.source_path, source, item.identity, "while")
+            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
         finally:
             os.close(source)
 

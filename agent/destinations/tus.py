@@ -175,7 +175,7 @@ class TusTransport(DestinationTransport):
         try:
             check_identity(item.source_path, source, item.identity, "before")
             self._upload(source, item, metadata, remote_key, control)
-            check_identity(item.source_path, source, item.identity, "while")
+            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
         finally:
             os.close(source)
         return Delivered(remote_key, skipped=False)

@@ -338,7 +338,7 @@ class Engine:
         known = self._journal.known_identity(root.key, rel_path)
         if known is not None and known[0] == identity and known[1] != FileState.STALE:
             return
-        self._tracker.observe(root.key, rel_path, path, identity)
+        self._tracker.observe(root.key, rel_path, path, identity, follow_symlinks=root.rule.follow_symlinks)
 
     def _drain_hints(self) -> None:
         while True:
@@ -358,6 +358,10 @@ class Engine:
             stat = path.lstat()
         except OSError:
             self._tracker.forget(root.key, rel_path)
+            return
+        if stat_module.S_ISLNK(stat.st_mode):
+            if root.rule.follow_symlinks:  # the scan decides whether and how to follow it
+                self._scans.append((root, self._scan_root(root, start=path.parent)))
             return
         if stat_module.S_ISDIR(stat.st_mode):
             if root.filter.folder_allowed(rel_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import stat
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
@@ -58,8 +60,15 @@ def extract_metadata(path: Path) -> FileMetadata:
     Raises ``OSError`` only when the file cannot be read at all.
     """
     metadata = generic_metadata(path)
-    with path.open("rb") as stream:
-        head = stream.read(HEAD_BYTES)
+    # Opened without blocking and checked: a file swapped for a named pipe must not hang us.
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            metadata.warnings.append("not a regular file: metadata not read")
+            return metadata
+        head = os.read(descriptor, HEAD_BYTES)
+    finally:
+        os.close(descriptor)
     for extractor in extractors():
         if not extractor.accepts(head, path):
             continue

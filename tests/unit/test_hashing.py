@@ -89,3 +89,39 @@ def test_symlink_is_not_followed(tmp_path: Path) -> None:
     link.symlink_to(target)
     with pytest.raises(ItemError, match="symbolic link"):
         sha256_file(link, identity_of(target.stat()))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_file_swapped_for_a_named_pipe_is_an_item_error_and_never_blocks(tmp_path: Path) -> None:
+    import threading
+
+    from agent.extract import extract_metadata
+
+    path = tmp_path / "a.tif"
+    path.write_bytes(b"abc")
+    identity = identity_of(path.stat())
+    path.unlink()
+    os.mkfifo(path)  # no writer ever opens it: a blocking open would wait forever
+    outcome: list[BaseException | object] = []
+
+    def read() -> None:
+        try:
+            sha256_file(path, identity)
+        except ItemError as error:
+            outcome.append(error)
+        outcome.append(extract_metadata(path))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=60)  # a hang detector, not a timing assertion
+    assert not reader.is_alive(), "reading a named pipe blocked"
+    assert isinstance(outcome[0], ItemError) and "no longer a regular file" in str(outcome[0])
+
+
+def test_a_followed_symlink_is_checked_by_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "real.tif"
+    target.write_bytes(b"data")
+    link = tmp_path / "alias.tif"
+    link.symlink_to(target)
+    digest = sha256_file(link, identity_of(os.stat(link)), follow_symlinks=True)
+    assert digest == hashlib.sha256(b"data").hexdigest()

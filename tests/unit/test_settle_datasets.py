@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from agent.config.models import Settle
 from agent.datasets import DatasetTimers
 from agent.hashing import identity_of
@@ -114,3 +116,32 @@ def test_forced_close_cap_even_while_busy() -> None:
         timers.touch(3)
     decisions = timers.due(busy=[3])
     assert len(decisions) == 1 and decisions[0].reason.startswith("forced")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_settling_file_replaced_by_a_named_pipe_is_dropped_not_settled(tmp_path: Path) -> None:
+    clock = FakeClock()
+    tracker = SettleTracker(2, clock=clock)
+    path = tmp_path / "a.tif"
+    path.write_bytes(b"1")
+    tracker.observe("/r", "a.tif", path, identity_of(path.stat()))
+    path.unlink()
+    os.mkfifo(path)
+    clock.now += 5
+    result = tracker.poll()
+    assert result.settled == [] and [c.rel_path for c in result.vanished] == ["a.tif"]
+    assert len(tracker) == 0
+
+
+def test_a_followed_symlink_settles_by_its_targets_identity(tmp_path: Path) -> None:
+    clock = FakeClock()
+    tracker = SettleTracker(2, clock=clock)
+    (tmp_path / "real.tif").write_bytes(b"1")
+    link = tmp_path / "alias.tif"
+    link.symlink_to(tmp_path / "real.tif")
+    tracker.observe("/r", "alias.tif", link, identity_of(os.stat(link)), follow_symlinks=True)
+    clock.now += 1
+    tracker.poll()
+    clock.now += 2
+    (settled,) = tracker.poll().settled
+    assert settled.identity == identity_of(os.stat(link))
