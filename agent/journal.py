@@ -241,6 +241,7 @@ class Journal:
                         " sha256 = NULL, version = version + 1 WHERE id = ?",
                         (*values, row[0]),
                     )
+                db.execute("DELETE FROM gaps WHERE root = ? AND rel_path = ?", (item.root, item.rel_path))
                 if error is not None and state == FileState.FAILED:
                     self._insert_error(db, "item", error, path=f"{item.root}/{item.rel_path}", destination=None)
                 if dataset_id is not None:
@@ -363,6 +364,48 @@ class Journal:
             f"SELECT {FILE_COLUMNS} FROM files f WHERE f.root = ? AND f.rel_path = ?", (root, rel_path)
         ).fetchone()
         return file_from_row(row) if row else None
+
+    # ----- gaps: parts of a dataset that could not be read --------------------------
+
+    def record_gap(
+        self, root: str, rel_path: str, reason: str, dataset_key: str | None, fields: dict[str, str]
+    ) -> int | None:
+        """Record that *rel_path* (a folder ends in ``/``) could not be read; its dataset, if
+        any, is then incomplete (reopened if it was closed). Returns the dataset's id when
+        the gap is new, so its timers can start."""
+        now = time.time()
+        with self.transaction() as db:
+            known = db.execute("SELECT 1 FROM gaps WHERE root = ? AND rel_path = ?", (root, rel_path)).fetchone()
+            if known is not None:
+                db.execute(
+                    "UPDATE gaps SET reason = ?, at = ? WHERE root = ? AND rel_path = ?",
+                    (display(reason), now, root, rel_path),
+                )
+                return None
+            dataset_id = None
+            if dataset_key is not None:
+                item = SettledFile(root, rel_path, FileIdentity(0, 0, 0, 0), dataset_key, fields, None)
+                dataset_id = self._dataset_for(db, item, now)
+            db.execute(
+                "INSERT INTO gaps (root, rel_path, dataset_id, reason, at) VALUES (?, ?, ?, ?, ?)",
+                (root, rel_path, dataset_id, display(reason), now),
+            )
+            return dataset_id
+
+    def clear_gap(self, root: str, rel_path: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM gaps WHERE root = ? AND rel_path = ?", (root, rel_path))
+
+    def gap_paths(self) -> list[tuple[str, str]]:
+        """(root, rel_path) of every recorded gap."""
+        return [(str(root), str(path)) for root, path in self._db.execute("SELECT root, rel_path FROM gaps")]
+
+    def dataset_gaps(self, dataset_id: int) -> list[tuple[str, str]]:
+        """(rel_path, reason) of the parts of a dataset that could not be read."""
+        rows = self._db.execute(
+            "SELECT rel_path, reason FROM gaps WHERE dataset_id = ? ORDER BY rel_path", (dataset_id,)
+        ).fetchall()
+        return [(str(path), str(reason)) for path, reason in rows]
 
     # ----- deliveries ----------------------------------------------------------------
 

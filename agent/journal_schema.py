@@ -146,13 +146,23 @@ MIGRATIONS: list[str] = [
     """,
     # 5: archive names. Each source name is mapped once, injectively, to the name it has at
     # every archive (agent.package.names); a later twin by case or normalization gets a
-    # distinct name, never the same one. first_seen_at: when the agent first saw the file,
+    # distinct name, never the same one. gaps: parts of the watched tree the agent could not
+    # read (an unlistable folder, a file still written at a forced close), listed as missing
+    # in their dataset's package until they can be read. first_seen_at: when the agent first saw the file,
     # the age status reports (updated_at changes at every checkpoint and restart).
     """
     ALTER TABLE datasets ADD COLUMN archive_key TEXT;
     ALTER TABLE files ADD COLUMN archive_path TEXT;
     ALTER TABLE files ADD COLUMN first_seen_at REAL;
     UPDATE files SET first_seen_at = updated_at;
+    CREATE TABLE gaps (
+        root TEXT NOT NULL,
+        rel_path TEXT NOT NULL,
+        dataset_id INTEGER REFERENCES datasets (id),
+        reason TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (root, rel_path)
+    );
     CREATE TABLE archive_names (
         scope TEXT NOT NULL,
         parent TEXT NOT NULL,

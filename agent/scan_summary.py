@@ -28,6 +28,8 @@ def summarize(config: AgentConfig) -> ScanSummary:
             (DeliveryState.VERIFIED, FileState.HASHED),
         ):
             problems.append(f"{root}/{rel_path}: not verified at {destination}: {error or 'not delivered'}")
+        for root, rel_path, reason in journal.query("SELECT root, rel_path, reason FROM gaps ORDER BY rel_path"):
+            problems.append(f"{root}/{rel_path}: {reason} (its dataset is archived as incomplete)")
         for name, reason in journal.query("SELECT name, reason FROM destinations WHERE state = 'paused'"):
             problems.append(f"destination {name} unavailable: {reason}")
         committed = 0

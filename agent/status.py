@@ -81,6 +81,13 @@ def report_from(journal: Journal) -> dict[str, Any]:
         journal.query("SELECT COUNT(*) FROM files WHERE state = 'failed' AND error LIKE 'quarantined%'")[0][0]
     )
     deliveries = delivery_counts(journal)
+    unreadable = [
+        {"path": f"{root}/{rel_path}", "reason": reason}
+        for root, rel_path, reason in journal.query(
+            "SELECT root, rel_path, reason FROM gaps ORDER BY at LIMIT ?", (RECENT_ERRORS,)
+        )
+    ]
+    unreadable_count = int(journal.query("SELECT COUNT(*) FROM gaps")[0][0])
     destinations = [
         {"name": name, "state": state, "reason": reason, "next_retry_at": _iso(next_retry)}
         for name, state, reason, next_retry in journal.query(
@@ -154,6 +161,7 @@ def report_from(journal: Journal) -> dict[str, Any]:
         "in_flight": in_flight,
         "datasets": datasets,
         "failed_files": failed_files,
+        "unreadable": {"count": unreadable_count, "parts": unreadable},
         "errors": errors,
         "guard": guard,
         "oldest_unsafe": _oldest_unsafe(journal, now),
@@ -177,6 +185,13 @@ def assess(report: dict[str, Any]) -> dict[str, Any]:
             degraded.append(f"destination {destination['name']} is paused: {destination['reason']}")
         elif destination.get("hold") == "paused by operator":
             degraded.append(f"destination {destination['name']} is paused by an operator")
+    unreadable = report.get("unreadable", {}).get("count", 0)
+    if unreadable:
+        first = report["unreadable"]["parts"][0]
+        degraded.append(
+            f"{unreadable} part(s) of the watched folders could not be read (first: {first['path']}:"
+            f" {first['reason']}); their datasets are archived as incomplete"
+        )
     unsafe = report["oldest_unsafe"]
     if unsafe and unsafe["age_seconds"] > UNSAFE_DEGRADED_SECONDS:
         degraded.append(f"{unsafe['path']} has waited {unsafe['age_seconds'] / 3600:.0f} h to reach the archive")
@@ -296,10 +311,15 @@ def _dataset_report(
         for name in by_destination
     )
     warnings = json.loads(warnings_json or "[]")
+    gaps = int(journal.query("SELECT COUNT(*) FROM gaps WHERE dataset_id = ?", (dataset_id,))[0][0])
+    if not by_destination and commits:  # nothing readable in it, but its package was written
+        all_committed = all(
+            commit["revision"] == revision and commit["state"] == "committed" for commit in commits.values()
+        )
     if failed_files - quarantined or failed_deliveries:
         shown = "failed"
     elif state == "closed" and all_committed:
-        shown = "incomplete" if warnings or quarantined else "committed"
+        shown = "incomplete" if warnings or quarantined or gaps else "committed"
     elif state == "open" and not unfinished:
         shown = "settling"
     else:
@@ -321,6 +341,7 @@ def _dataset_report(
         "failed_files": failed_files - quarantined,
         "quarantined_files": quarantined,
         "failed_deliveries": failed_deliveries,
+        "unreadable_parts": gaps,
         "rate_bytes_per_second": rate,
         "eta_seconds": remaining / rate if rate > 0 and remaining > 0 else None,
         "warnings": warnings,

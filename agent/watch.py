@@ -31,6 +31,7 @@ from watchdog.observers.polling import PollingObserver
 from agent.filters import PathFilter
 
 ErrorCallback = Callable[[str, str], None]
+UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,14 @@ def scan_tree(
     follow_symlinks: bool = False,
     start: Path | None = None,
     on_error: ErrorCallback = lambda path, message: None,
+    on_listed: Callable[[Path], None] = lambda folder: None,
+    on_unreadable: UnreadableCallback = lambda path, folder, reason: None,
 ) -> Iterator[Found]:
     """Stream every harvestable regular file under *start* (default: the whole root).
+
+    *on_error* hears every problem; *on_unreadable* also hears each folder that could not
+    be listed and each file whose information could not be read (parts of the tree the
+    harvest misses); *on_listed* each folder that was listed.
 
     Depth-first with an explicit stack of open folders: memory grows with the depth
     and the width of one folder level, never with the number of files.
@@ -81,11 +88,13 @@ def scan_tree(
         except FileNotFoundError:
             continue  # vanished between listing and scanning: nothing to harvest
         except OSError as error:
-            on_error(str(folder), f"cannot list folder: {error.strerror}")
+            on_error(str(folder), f"cannot list folder: {error.strerror or error}")
+            on_unreadable(str(folder), True, f"cannot list folder: {error.strerror or error}")
             continue
+        on_listed(folder)
         with entries:
             for entry in entries:
-                found = _classify(root, real_root, entry, path_filter, follow_symlinks, on_error)
+                found = _classify(root, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable)
                 if isinstance(found, Found):
                     yield found
                 elif found is not None:
@@ -99,6 +108,7 @@ def _classify(
     path_filter: PathFilter,
     follow_symlinks: bool,
     on_error: ErrorCallback,
+    on_unreadable: UnreadableCallback,
 ) -> Found | Path | None:
     path = Path(entry.path)
     rel_path = relative_posix(root, path)
@@ -123,6 +133,7 @@ def _classify(
         return None
     except OSError as error:
         on_error(entry.path, f"cannot read file information: {error.strerror}")
+        on_unreadable(entry.path, False, f"cannot read file information: {error.strerror}")
         return None
 
 

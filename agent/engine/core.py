@@ -99,6 +99,7 @@ class Engine:
         )
         self._timers = DatasetTimers(config.settle)
         self._journal = Journal(config.state_dir)
+        self._gaps = set(self._journal.gap_paths())
         self._scans: list[tuple[_Root, Iterator[Found]]] = []
         self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
@@ -320,7 +321,40 @@ class Engine:
             follow_symlinks=root.rule.follow_symlinks,
             start=start,
             on_error=lambda path, message: self._journal.record_error("watch", f"{path}: {message}", path=path),
+            on_unreadable=lambda path, folder, reason: self._unreadable(root, path, folder, reason),
+            on_listed=lambda folder: self._folder_listed(root, folder),
         )
+
+    def _unreadable(self, root: _Root, path: str, folder: bool, reason: str) -> None:
+        """A scan could not read part of the tree: where the part belongs to a dataset, a
+        gap makes the dataset incomplete until it can be read (status shows every gap)."""
+        if Path(path) == root.path:
+            self._record_gap(root, "./", reason)  # the whole root: no dataset to name
+            return
+        rel_path = relative_posix(root.path, Path(path))
+        if rel_path is not None:
+            self._record_gap(root, rel_path + "/" if folder else rel_path, reason)
+
+    def _record_gap(self, root: _Root, gap_path: str, reason: str) -> None:
+        match = None
+        if root.rule.group_by == "folder" and gap_path != "./":
+            # A folder's dataset is the one a file inside it would belong to.
+            match = root.template.match(gap_path + "_" if gap_path.endswith("/") else gap_path)
+        dataset_id = self._journal.record_gap(
+            root.key, gap_path, reason, match.dataset_key if match else None, match.fields if match else {}
+        )
+        self._gaps.add((root.key, gap_path))
+        if dataset_id is not None:
+            self._timers.touch(dataset_id)
+
+    def _folder_listed(self, root: _Root, folder: Path) -> None:
+        if not self._gaps:
+            return
+        rel_path = "." if folder == root.path else relative_posix(root.path, folder)
+        key = (root.key, f"{rel_path}/")
+        if rel_path is not None and key in self._gaps:
+            self._journal.clear_gap(*key)
+            self._gaps.discard(key)
 
     def _advance_scans(self) -> None:
         budget = SCAN_SLICE
@@ -409,18 +443,26 @@ class Engine:
             path_in_dataset=match.path_in_dataset if match else None,
         )
 
+    def _pending_in(self, root_key: str, dataset_key: str) -> list[Candidate]:
+        """Files still settling that belong (or, unplaceable before they settle, may belong) to a dataset."""
+        root = next((root for root in self._roots if root.key == root_key), None)
+        pending = []
+        for candidate in self._tracker.pending():
+            if candidate.root != root_key:
+                continue
+            if root is None or root.rule.group_by != "folder":
+                pending.append(candidate)  # DICOM grouping needs the settled header to place a file
+                continue
+            match = root.template.match(candidate.rel_path)
+            if match is not None and match.dataset_key == dataset_key:
+                pending.append(candidate)
+        return pending
+
     def _dataset_busy(self, dataset_id: int) -> bool:
         """Not complete yet: a member is settling or unhashed, or a fileset member is missing."""
         dataset = self._journal.dataset(dataset_id)
-        root = next((root for root in self._roots if root.key == dataset.root), None)
-        for candidate in self._tracker.pending():
-            if candidate.root != dataset.root:
-                continue
-            if root is None or root.rule.group_by != "folder":
-                return True  # DICOM grouping needs the settled header to place a file
-            match = root.template.match(candidate.rel_path)
-            if match is not None and match.dataset_key == dataset.dataset_key:
-                return True
+        if self._pending_in(dataset.root, dataset.dataset_key):
+            return True
         if self._journal.query(
             "SELECT 1 FROM files WHERE dataset_id = ? AND state IN (?, ?) LIMIT 1",
             (dataset_id, FileState.SETTLED, FileState.STALE),
@@ -445,6 +487,11 @@ class Engine:
             self._journal.record_error("dataset", f"dataset {dataset.dataset_key}: {warning}")
         if reason.startswith("forced"):
             self._journal.record_error("dataset", f"dataset {dataset.dataset_key} was closed by force: {reason}")
+            root = next((root for root in self._roots if root.key == dataset.root), None)
+            for candidate in self._pending_in(dataset.root, dataset.dataset_key):
+                if root is not None:
+                    self._record_gap(root, candidate.rel_path, "still being written when the dataset was closed by"
+                                     " force (dataset_max_open_seconds); a later revision will hold it")  # fmt: skip
         self._journal.close_dataset(dataset_id, reason)
 
     def _close_datasets(self) -> None:

@@ -394,6 +394,9 @@ class TransferWorker(threading.Thread):
                 elif record.state != FileState.IGNORED:
                     reason = error or file_errors.get(record.id) or "not delivered"
                     missing.append(MissingFile(record.rel_path, reason))
+            # Parts of the dataset that could not be read (an unlistable folder, a file still
+            # written at a forced close): the package is not complete and says what and why.
+            missing += [MissingFile(path, reason) for path, reason in journal.dataset_gaps(dataset_id)]
             package = build_package(
                 self._config.instrument,
                 dataset_key=dataset.dataset_key,

@@ -89,7 +89,7 @@ def test_an_unlistable_subfolder_makes_its_dataset_incomplete_and_status_say_so(
         "import errno, os\n"
         "_scandir = os.scandir\n"
         "def scandir(path='.'):\n"
-        f"    if os.fspath(path).endswith('locked'):\n"
+        "    if os.fspath(path).endswith('locked'):\n"
         "        raise PermissionError(errno.EACCES, 'Permission denied', os.fspath(path))\n"
         "    return _scandir(path)\n"
         "os.scandir = scandir\n"
@@ -117,3 +117,46 @@ def test_an_unlistable_subfolder_makes_its_dataset_incomplete_and_status_say_so(
     report = json.loads(status.stdout)
     dataset = next(item for item in report["datasets"] if item["key"] == "alice/s1")
     assert dataset["state"] == "incomplete"
+
+
+def test_a_forced_close_lists_the_still_growing_file_as_missing(tmp_path: Path, daemon_factory: DaemonFactory) -> None:
+    import threading
+
+    (tmp_path / "archive").mkdir()
+    session = tmp_path / "instrument" / "alice" / "s1"
+    session.mkdir(parents=True)
+    config = write_config(
+        tmp_path, settle={"quiet_seconds": 1.0, "dataset_idle_seconds": 30, "dataset_max_open_seconds": 4}
+    )
+    daemon = daemon_factory(config).start()
+    wait_for(daemon.running, what="agent running", timeout=20)
+    (session / "done.tif").write_bytes(b"finished")
+    growing = session / "growing.raw"
+    stop = threading.Event()
+
+    def write_forever() -> None:
+        with growing.open("ab") as stream:
+            while not stop.is_set():
+                stream.write(b"x" * 4096)
+                stream.flush()
+                stop.wait(0.2)
+
+    writer = threading.Thread(target=write_forever, daemon=True)
+    writer.start()
+    bag = tmp_path / "archive/TEST-SCOPE-01/alice/s1"
+    try:
+        first = wait_for_revision(bag, 1, timeout=60)
+    finally:
+        stop.set()
+        writer.join()
+    bagit.Bag(str(bag)).validate()
+    assert first["dataset"]["complete"] is False
+    assert [item["source_path"] for item in first["missing"]] == ["alice/s1/growing.raw"]
+    assert "closed by force" in first["missing"][0]["reason"]
+    assert [entry["path"] for entry in first["files"]] == ["data/done.tif"]
+    assert "Harvest-Missing-Files: 1" in (bag / "bag-info.txt").read_text()
+    # Once the writer stops, the file settles and a new revision holds it: complete.
+    second = wait_for_revision(bag, 2, timeout=60)
+    assert second["dataset"]["complete"] is True and second["missing"] == []
+    assert (bag / "data/growing.raw").read_bytes() == growing.read_bytes()
+    assert daemon.stop() == 0
