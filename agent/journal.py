@@ -238,8 +238,8 @@ class Journal:
                     db.execute(
                         "UPDATE files SET dataset_id = ?, path_in_dataset = ?, path_nfc = ?, archive_path = ?,"
                         " dev = ?, ino = ?, size_bytes = ?, mtime_ns = ?, state = ?, error = ?, updated_at = ?,"
-                        " sha256 = NULL, version = version + 1 WHERE id = ?",
-                        (*values, row[0]),
+                        " first_seen_at = ?, sha256 = NULL, version = version + 1 WHERE id = ?",
+                        (*values, now, row[0]),
                     )
                 db.execute("DELETE FROM gaps WHERE root = ? AND rel_path = ?", (item.root, item.rel_path))
                 if error is not None and state == FileState.FAILED:

@@ -110,6 +110,20 @@ def _metrics(
         paused.add_metric([name, reason], 1.0 if reason else 0.0)
     yield destination_up
     yield paused
+    worker_up = GaugeMetricFamily("harvest_worker_up", "1 while a worker thread runs", labels=["worker"])
+    restarts = CounterMetricFamily(
+        "harvest_worker_restarts", "Worker threads restarted by the supervisor since start", labels=["worker"]
+    )
+    internal = CounterMetricFamily(
+        "harvest_worker_internal_errors", "Unexpected errors a worker survived since start", labels=["worker"]
+    )
+    for name, worker in (report.get("workers") or {}).items():
+        worker_up.add_metric([name], 1.0 if worker.get("alive") else 0.0)
+        restarts.add_metric([name], float(worker.get("restarts") or 0))
+        internal.add_metric([name], float(worker.get("internal_errors") or 0))
+    yield worker_up
+    yield restarts
+    yield internal
     guard = GaugeMetricFamily("harvest_acquisition_guard_active", "1 while an acquisition is running")
     guard.add_metric([], 1.0 if report["guard"]["active"] else 0.0)
     yield guard

@@ -18,6 +18,8 @@ HEARTBEAT_STALE_SECONDS = 30.0
 RECENT_ERRORS = 20
 RECENT_DATASETS = 50
 UNSAFE_DEGRADED_SECONDS = 24 * 3600.0
+RATE_WINDOW_SECONDS = 6.0  # the engine's rate is an average over about this long
+WORKER_RESTART_DEGRADED_SECONDS = 15 * 60.0
 
 HEALTHY, DEGRADED, DOWN = 0, 1, 2
 HEALTH_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", DOWN: "down"}
@@ -138,13 +140,21 @@ def report_from(journal: Journal) -> dict[str, Any]:
         name = str(destination["name"])
         destination["hold"] = (facts.get(f"hold.{name}") or None) if running else None
         destination["rate_bytes_per_second"] = rates.get(name, 0.0) if running else 0.0
+        destination["rate_window_seconds"] = RATE_WINDOW_SECONDS
+        destination["retrying"] = (facts.get(f"retrying.{name}") or None) if running else None
+        if not running:
+            # Nobody is watching it: what the journal says is only the last thing known.
+            destination["last_known_state"] = destination["state"]
+            destination["state"] = "unknown"
     guard = {
         "active": running and facts.get("guard_active") == "1",
         "since": _iso(facts.get("guard_since")) if running else None,
         "path": (facts.get("guard_path") or None) if running else None,
         "rate_bytes_per_second": float(facts.get("guard_rate") or 0) or None,
     }
-    report = {
+    workers: dict[str, Any] = json.loads(facts.get("workers") or "{}") if running else {}
+    report: dict[str, Any] = {
+        "workers": workers,
         "agent": {
             "running": running,
             "pid": int(facts["pid"]) if running else None,
@@ -154,6 +164,7 @@ def report_from(journal: Journal) -> dict[str, Any]:
             "down_since": None if running else _iso(facts.get("stopped_at") or facts.get("heartbeat_at")),
             "version": facts.get("version"),
             "instrument_id": facts.get("instrument_id"),
+            "mode": facts.get("mode") or None,  # "run" (the daemon) or "scan" (one-shot, e.g. from cron)
         },
         "files": files,
         "deliveries": deliveries,
@@ -166,8 +177,33 @@ def report_from(journal: Journal) -> dict[str, Any]:
         "guard": guard,
         "oldest_unsafe": _oldest_unsafe(journal, now),
     }
+    waiting = sum(counts.get("pending", 0) + counts.get("sending", 0) for counts in deliveries.values())
+    waiting_counts = {
+        "settling": files["settling"],
+        "to_hash": files.get("settled", 0) + files.get("stale", 0),
+        "to_send": waiting,
+        "datasets_to_commit": _uncommitted_datasets(journal),
+    }
+    report["waiting"] = waiting_counts
+    report["everything_archived"] = (
+        not any(waiting_counts.values())
+        and not (files.get("failed", 0) - files["quarantined"])
+        and not any(counts.get("failed", 0) for counts in deliveries.values())
+        and not unreadable_count
+    )
     report["health"] = assess(report)
     return report
+
+
+def _uncommitted_datasets(journal: Journal) -> int:
+    """Datasets still open, or closed but not committed (at their revision) at a destination."""
+    return int(
+        journal.query(
+            "SELECT COUNT(*) FROM datasets s WHERE s.state = 'open' OR EXISTS (SELECT 1 FROM destinations t"
+            " WHERE NOT EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id AND c.destination = t.name"
+            " AND c.revision = s.revision AND c.state = 'committed'))"
+        )[0][0]
+    )
 
 
 def assess(report: dict[str, Any]) -> dict[str, Any]:
@@ -175,16 +211,34 @@ def assess(report: dict[str, Any]) -> dict[str, Any]:
     down: list[str] = []
     degraded: list[str] = []
     if not report["agent"]["running"]:
-        down.append("the agent is not running")
+        if report["agent"].get("mode") != "scan":
+            down.append("the agent is not running")
+        elif not report.get("everything_archived", False):
+            # A scan-only setup (cron): no daemon is expected, but data waits for the next scan.
+            degraded.append("no agent is running and the last harvest scan left data not yet archived")
     failed_deliveries = sum(counts.get("failed", 0) for counts in report["deliveries"].values())
     failed_files = report["files"].get("failed", 0) - report["files"].get("quarantined", 0)
     if failed_files or failed_deliveries:
         down.append(f"{failed_files} file(s) and {failed_deliveries} delivery(ies) failed: see `harvest retry --help`")
+    now = time.time()
+    for name, worker in (report.get("workers") or {}).items():
+        if not worker.get("alive", True):
+            down.append(f"worker {name} is not running (the supervisor restarts it)")
+        elif worker.get("stalled"):
+            degraded.append(f"worker {name} has shown no progress for minutes")
+        restarted_at = worker.get("last_restart_at")
+        if restarted_at and now - float(restarted_at) < WORKER_RESTART_DEGRADED_SECONDS:
+            degraded.append(
+                f"worker {name} was restarted {(now - float(restarted_at)) / 60:.0f} min ago after an internal"
+                f" error ({worker.get('last_restart_reason')}); see the log"
+            )
     for destination in report["destinations"]:
         if destination["state"] == "paused":
             degraded.append(f"destination {destination['name']} is paused: {destination['reason']}")
         elif destination.get("hold") == "paused by operator":
             degraded.append(f"destination {destination['name']} is paused by an operator")
+        elif destination.get("retrying"):
+            degraded.append(f"destination {destination['name']} is retrying: {destination['retrying']}")
     unreadable = report.get("unreadable", {}).get("count", 0)
     if unreadable:
         first = report["unreadable"]["parts"][0]
@@ -220,16 +274,16 @@ def delivery_counts(journal: Journal) -> dict[str, dict[str, int]]:
 
 
 def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
-    """The file that has waited longest and is not yet archived everywhere.
+    """The file version that has waited longest and is not yet archived everywhere.
 
-    A file still to hash counts from its last change; one waiting for a destination from
-    when it was queued there (or last failed). Each is one step down an index, so this
-    stays fast on a journal of millions of files.
+    Its age counts from when the agent first saw that version (``first_seen_at``), so
+    neither checkpoints nor restarts reset it. Each candidate is found from a state index.
     """
     candidates: list[tuple[float, int]] = [
         (float(at), int(file_id))
         for file_id, at in journal.query(
-            "SELECT id, updated_at FROM files WHERE state IN (?, ?) ORDER BY updated_at LIMIT 1",
+            "SELECT id, COALESCE(first_seen_at, updated_at) AS seen FROM files WHERE state IN (?, ?)"
+            " ORDER BY seen LIMIT 1",
             (FileState.SETTLED, FileState.STALE),
         )
     ]
@@ -238,8 +292,9 @@ def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
             candidates += [
                 (float(at), int(file_id))
                 for file_id, at in journal.query(
-                    "SELECT file_id, updated_at FROM deliveries WHERE state = ? AND destination = ?"
-                    " ORDER BY updated_at LIMIT 1",
+                    "SELECT f.id, COALESCE(f.first_seen_at, d.updated_at) AS seen FROM deliveries d"
+                    " JOIN files f ON f.id = d.file_id AND f.version = d.version"
+                    " WHERE d.state = ? AND d.destination = ? ORDER BY seen LIMIT 1",
                     (state, destination),
                 )
             ]

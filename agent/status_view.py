@@ -57,6 +57,10 @@ def _header(report: dict[str, Any]) -> list[Text]:
     instrument = agent.get("instrument_id") or "?"
     if agent["running"]:
         first.append(f"  {instrument}: agent up since {_since(agent['started_at'])} (pid {agent['pid']})")
+    elif agent.get("mode") == "scan":
+        first.append(f"  {instrument}: no agent running; last harvest scan ended")
+        if agent.get("down_since"):
+            first.append(f" {_since(agent['down_since'])}")
     else:
         first.append(f"  {instrument}: agent DOWN", style="bold")
         if agent.get("down_since"):
@@ -69,8 +73,12 @@ def _header(report: dict[str, Any]) -> list[Text]:
     unsafe = report.get("oldest_unsafe")
     if unsafe:
         second.append(f"; oldest not yet archived: {duration(unsafe['age_seconds'])}")
-    elif agent["running"]:
+    if report.get("everything_archived"):
         second.append("; everything found is archived", style="green")
+    else:
+        waiting = report.get("waiting") or {}
+        if not unsafe and any(waiting.values()):
+            second.append(f"; {waiting.get('datasets_to_commit', 0)} dataset(s) not yet committed")
     return [first, second]
 
 
@@ -80,15 +88,20 @@ def _destinations(report: dict[str, Any]) -> list[Text]:
         name = destination["name"]
         counts = report["deliveries"].get(name, {})
         text = Text(f"{name}: ")
-        if destination["state"] == "paused":
+        if destination["state"] == "unknown":
+            text.append("unknown (agent not running)", style="dim")
+        elif destination["state"] == "paused":
             text.append("PAUSED", style="bold yellow")
         elif destination.get("hold"):
             text.append(destination["hold"].upper(), style="yellow")
+        elif destination.get("retrying"):
+            text.append(f"RETRYING: {destination['retrying']}", style="yellow")
         else:
             text.append("up", style="green")
             rate = destination.get("rate_bytes_per_second") or 0
             if rate > 1024:
-                text.append(f" {size(rate)}/s")
+                window = destination.get("rate_window_seconds") or 6
+                text.append(f" {size(rate)}/s (average of the last {window:.0f} s)")
         text.append(f"  {counts.get('verified', 0)} verified, {counts.get('pending', 0) + counts.get('sending', 0)}"
                     f" to send, {counts.get('failed', 0)} failed")  # fmt: skip
         if destination["state"] == "paused":

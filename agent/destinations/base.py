@@ -75,6 +75,9 @@ class DestinationTransport(ABC):
     name: str
     #: Small files (no journal writes while in flight) this transport can send at once.
     parallel_small_files: int = 1
+    #: What the transport's inner retries are doing right now ("PATCH: ReadTimeout, attempt 2"),
+    #: None when the last request succeeded: shown in status so a stall is never invisible.
+    retry_note: str | None = None
 
     @abstractmethod
     def probe(self) -> None:

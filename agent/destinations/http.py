@@ -71,14 +71,25 @@ def _wait(state: RetryCallState) -> float:
     return float(wait_random_exponential(multiplier=0.5, max=10)(state))
 
 
-def with_retries(function: Callable[[], T], destination: str, what: str) -> T:
-    """Call *function*; retry transient failures a few times before giving up as transient."""
+def with_retries(
+    function: Callable[[], T], destination: str, what: str, on_retry: Callable[[str | None], None] | None = None
+) -> T:
+    """Call *function*; retry transient failures a few times before giving up as transient.
+
+    *on_retry* hears each retry ("HEAD: ReadTimeout, attempt 2") and None on success.
+    """
+    report = on_retry or (lambda note: None)
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        report(f"{what}: {error}, attempt {state.attempt_number + 1} of {ATTEMPTS}")
 
     @retry(
         retry=retry_if_exception_type(TransientError),
         wait=_wait,
         stop=stop_after_attempt(ATTEMPTS),
         reraise=True,
+        before_sleep=before_sleep,
     )
     def attempt() -> T:
         try:
@@ -87,5 +98,9 @@ def with_retries(function: Callable[[], T], destination: str, what: str) -> T:
             raise TransientError(f"{destination}: {what}: {type(error).__name__}") from None
         except requests.exceptions.ChunkedEncodingError:
             raise TransientError(f"{destination}: {what}: connection broken mid-response") from None
+        except requests.RequestException as error:  # garbled headers, undecodable body, ...
+            raise TransientError(f"{destination}: {what}: bad reply ({type(error).__name__})") from None
 
-    return attempt()
+    result = attempt()
+    report(None)
+    return result

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
@@ -28,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 from agent.config.models import S3Destination
 from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
-from agent.destinations.http import http_date
+from agent.destinations.http import MAX_RETRY_AFTER_SECONDS, RetryableHTTPError, http_date
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
@@ -37,6 +38,19 @@ from agent.package.sidecar import DatasetPackage
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 _TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500", "429"}
 _GONE_CODES = {"NoSuchUpload"}
+S3_ATTEMPTS = 4
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds a Retry-After header (seconds or an HTTP date) asks to wait, capped."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        moment = http_date(value)
+        return None if moment is None else min(max(moment - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class S3Transport(DestinationTransport):
@@ -62,7 +76,8 @@ class S3Transport(DestinationTransport):
                 )
                 return AuthError(f"credentials rejected for {self.name} ({code or status}): {hint}")
             if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
-                return TransientError(f"{self.name}: {what}: {code or status}")
+                headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                return RetryableHTTPError(f"{self.name}: {what}: {code or status}", _retry_after(headers))
             if code == "NoSuchBucket":
                 return TransientError(f"{self.name}: bucket {self.config.bucket} does not exist")
             return ItemError(f"{self.name}: {what}: {code or status}")
@@ -96,18 +111,40 @@ class S3Transport(DestinationTransport):
                     # Non-AWS servers reject the newer default checksum headers.
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
-                    retries={"max_attempts": 4, "mode": "standard"},
+                    retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
                     connect_timeout=self.config.timeout_seconds,
                     read_timeout=self.config.timeout_seconds,
                     s3={"addressing_style": "path"},
                 ),
                 **credentials,
             )
+            # First in line: botocore's own retries ignore Retry-After and say nothing.
+            self._client.meta.events.register_first("needs-retry.s3", self._before_retry)
         return self._client
+
+    def _before_retry(self, attempts: int, response: Any = None, caught_exception: Any = None, **_: Any) -> Any:
+        """Honour a server's Retry-After in botocore's retries, and report each retry to status."""
+        status = 0
+        headers: dict[str, str] = {}
+        if response is not None:
+            status = int(response[1].get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            headers = response[1].get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+        if caught_exception is None and status < 500 and status not in (408, 429):
+            self.retry_note = None
+            return None
+        cause = type(caught_exception).__name__ if caught_exception is not None else f"HTTP {status}"
+        self.retry_note = f"{cause}, attempt {attempts + 1} of {S3_ATTEMPTS}"
+        delay = _retry_after(headers)
+        if delay is not None and attempts < S3_ATTEMPTS:
+            return delay  # botocore sleeps this long before the next attempt
+        return None
 
     def probe(self) -> None:
         self._client = None
-        self._call("check bucket", "head_bucket", Bucket=self.config.bucket)
+        try:
+            self._call("check bucket", "head_bucket", Bucket=self.config.bucket)
+        except ItemError as error:  # HEAD has no body: a missing bucket is a bare 404
+            raise TransientError(f"{self.name}: bucket {self.config.bucket} not usable yet ({error})") from None
 
     def self_test(self, scope: str) -> SelfTest:
         self.probe()
@@ -226,7 +263,9 @@ class S3Transport(DestinationTransport):
                 "create multipart upload", "create_multipart_upload",
                 Bucket=self.config.bucket, Key=key, Metadata=metadata,
             )  # fmt: skip
-            upload_id = created["UploadId"]
+            upload_id = created.get("UploadId")
+            if not upload_id:
+                raise TransientError(f"{self.name}: create multipart upload: reply without an UploadId")
             parts = {}
             control.save_state({"upload_id": upload_id, "key": key, "part_bytes": part_bytes, "parts": []})
             control.started(remote_key, None)
@@ -247,7 +286,10 @@ class S3Transport(DestinationTransport):
                 Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
                 ContentMD5=base64.b64encode(digest).decode(),
             )  # fmt: skip
-            return {"number": str(number), "etag": response["ETag"], "md5": digest.hex()}
+            etag = response.get("ETag")
+            if not etag:
+                raise TransientError(f"{self.name}: part {number}: reply without an ETag; will try again")
+            return {"number": str(number), "etag": str(etag), "md5": digest.hex()}
 
         # A few parts in flight at once (memory: concurrency x part_bytes); each
         # acknowledged part is journalled as it completes, in whatever order.

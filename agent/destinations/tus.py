@@ -95,7 +95,10 @@ class TusTransport(DestinationTransport):
                 check_response(response, self.name, self.config.credential, what)
             return response
 
-        return with_retries(send, self.name, what)
+        return with_retries(send, self.name, what, self._note_retry)
+
+    def _note_retry(self, note: str | None) -> None:
+        self.retry_note = note
 
     def extensions(self) -> set[str]:
         if self._extensions is None:
@@ -150,7 +153,12 @@ class TusTransport(DestinationTransport):
         )
         location = response.headers.get("Location")
         if response.status_code != 201 or not location:
-            raise ItemError(f"{self.name}: create upload: unexpected HTTP {response.status_code}")
+            # A reply that breaks the protocol (a cut or garbled 201) is the server's or the
+            # network's fault, not the file's: retried with backoff, never an item error.
+            raise TransientError(
+                f"{self.name}: create upload: the server answered HTTP {response.status_code}"
+                f"{'' if location else ' without a Location header'}; will try again"
+            )
         return urljoin(self.url, location)  # a relative Location is resolved against the endpoint
 
     def _offset(self, upload_url: str) -> int | None:
@@ -159,7 +167,14 @@ class TusTransport(DestinationTransport):
         if response.status_code in (404, 410):
             return None
         check_response(response, self.name, self.config.credential, "resume (HEAD)")
-        return int(response.headers["Upload-Offset"])
+        return self._offset_header(response, "resume (HEAD)")
+
+    def _offset_header(self, response: requests.Response, what: str) -> int:
+        """The Upload-Offset a reply must carry; a missing or garbled one is a transient fault."""
+        value = response.headers.get("Upload-Offset", "")
+        if not value.isdigit():
+            raise TransientError(f"{self.name}: {what}: reply without a valid Upload-Offset; will try again")
+        return int(value)
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
         remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
@@ -203,13 +218,15 @@ class TusTransport(DestinationTransport):
                 response = self._patch(source, upload_url, offset, length, control)
             except RetryableHTTPError as error:
                 failures += 1
+                self.retry_note = f"PATCH: {error}, attempt {failures + 1} of {ATTEMPTS}"
                 if failures >= ATTEMPTS:
                     raise
                 time.sleep(error.retry_after_seconds or min(0.5 * 2**failures, 10.0))
                 offset = self._offset(upload_url) or 0
                 continue
-            except TransientError:
+            except TransientError as error:
                 failures += 1
+                self.retry_note = f"PATCH: {error}, attempt {failures + 1} of {ATTEMPTS}"
                 if failures >= ATTEMPTS:
                     raise
                 time.sleep(min(0.5 * 2**failures, 10.0))
@@ -234,7 +251,8 @@ class TusTransport(DestinationTransport):
                 # The finishing PATCH is where the archive verifies SHA-256.
                 control.save_state(None)
                 raise ItemError(f"{self.name}: {remote_key} rejected by the archive (HTTP {response.status_code})")
-            offset = int(response.headers["Upload-Offset"])
+            offset = self._offset_header(response, "PATCH")
+            self.retry_note = None
             control.checkpoint(offset)
             resends = failures = 0
             if size == 0:

@@ -100,13 +100,29 @@ class Engine:
         self._timers = DatasetTimers(config.settle)
         self._journal = Journal(config.state_dir)
         self._gaps = set(self._journal.gap_paths())
+        self._published_settling = -1
         self._scans: list[tuple[_Root, Iterator[Found]]] = []
         self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
         self._next_heartbeat = 0.0
         self._next_watcher_check = 0.0
         self.transports: list[DestinationTransport] = build_transports(config)
-        self._hash_worker = HashWorker(
+        self._hash_worker = self._new_hash_worker()
+        paused = set(json.loads(self._journal.facts().get("operator_paused") or "[]"))
+        self._transfer_workers = [
+            self._new_transfer_worker(transport, transport.name in paused and not oneshot)
+            for transport in self.transports
+        ]
+        # Worker supervision: restarts per worker name, and when and why the last one was.
+        self._restarts: dict[str, tuple[int, float, str]] = {}
+        self.commands = CommandHandler(self)
+        self._control: ControlServer | None = None
+        self._metrics: MetricsServer | None = None
+        self._rates = {worker.transport.name: _RateMeter() for worker in self._transfer_workers}
+
+    def _new_hash_worker(self) -> HashWorker:
+        config = self.config
+        return HashWorker(
             config.state_dir,
             {str(rule.path): config.destinations_for(rule) for rule in config.watch},
             {str(rule.path): rule.follow_symlinks for rule in config.watch},
@@ -115,24 +131,18 @@ class Engine:
             on_hashed=self._wake_transfers,
             on_changed=self._requeue,
         )
-        paused = set(json.loads(self._journal.facts().get("operator_paused") or "[]"))
-        self._transfer_workers = [
-            TransferWorker(
-                config,
-                transport,
-                stop=self.stop_event,
-                on_changed=self._requeue,
-                give_up_when_paused=oneshot,
-                guard=self.guard,
-                operator_paused=transport.name in paused and not oneshot,
-                honour_schedule=not oneshot,
-            )
-            for transport in self.transports
-        ]
-        self.commands = CommandHandler(self)
-        self._control: ControlServer | None = None
-        self._metrics: MetricsServer | None = None
-        self._rates = {worker.transport.name: _RateMeter() for worker in self._transfer_workers}
+
+    def _new_transfer_worker(self, transport: DestinationTransport, operator_paused: bool) -> TransferWorker:
+        return TransferWorker(
+            self.config,
+            transport,
+            stop=self.stop_event,
+            on_changed=self._requeue,
+            give_up_when_paused=self.oneshot,
+            guard=self.guard,
+            operator_paused=operator_paused,
+            honour_schedule=not self.oneshot,
+        )
 
     # ----- callbacks from worker threads (thread-safe: they only enqueue or set events) -----
 
@@ -244,9 +254,16 @@ class Engine:
             self._start_scans()
         self._advance_scans()
         self._settle()
+        if len(self._tracker) != self._published_settling:
+            # Published when it changes, not only with the heartbeat: status never shows a
+            # file settling that is already hashed, or none while one is.
+            self._published_settling = len(self._tracker)
+            self._journal.set_facts({"settling": str(self._published_settling)})
         self._close_datasets()
-        if now >= self._next_watcher_check and self._use_watchers:
-            self._check_watchers()
+        if now >= self._next_watcher_check:
+            if self._use_watchers:
+                self._check_watchers()
+            self._supervise_workers()
             self._next_watcher_check = now + WATCHER_CHECK_SECONDS
         if now >= self._next_heartbeat:
             self._journal.set_facts(self._live_facts(now))
@@ -258,11 +275,15 @@ class Engine:
     def _live_facts(self, now: float) -> dict[str, str]:
         """What the status report needs that the journal's tables do not hold."""
         facts = {"heartbeat_at": str(time.time()), "settling": str(len(self._tracker)), **self.guard.facts()}
+        facts["workers"] = json.dumps(self.worker_facts())
         for worker in self._transfer_workers:
             name = worker.transport.name
             facts[f"hold.{name}"] = worker.hold_reason() or ""
             facts[f"live.{name}"] = json.dumps(dict(worker.live))
-            facts[f"rate.{name}"] = f"{self._rates[name].update(worker.bytes_sent, now):.0f}"
+            rate = self._rates[name].update(worker.bytes_sent, now)
+            # A rate is shown only while something is being sent; idle is no rate at all.
+            facts[f"rate.{name}"] = f"{rate:.0f}" if worker.live else "0"
+            facts[f"retrying.{name}"] = worker.retrying or ""
         return facts
 
     @property
@@ -500,6 +521,49 @@ class Engine:
             self._close(decision.dataset_id, decision.reason)
         if decisions:
             self._wake_transfers()
+
+    def _supervise_workers(self) -> None:
+        """Restart a worker thread that ended although nobody asked it to (its error is in the log)."""
+        if self.stop_event.is_set():
+            return
+        if not self._hash_worker.is_alive():
+            reason = self._hash_worker.last_error or "ended unexpectedly"
+            self._note_restart("hash", reason)
+            self._hash_worker = self._new_hash_worker()
+            self._hash_worker.start()
+        for index, worker in enumerate(self._transfer_workers):
+            if worker.is_alive() or worker.gave_up:
+                continue
+            self._note_restart(f"transfer-{worker.transport.name}", worker.last_error or "ended unexpectedly")
+            replacement = self._new_transfer_worker(worker.transport, worker.operator_paused)
+            self._transfer_workers[index] = replacement
+            replacement.start()
+
+    def _note_restart(self, name: str, reason: str) -> None:
+        count = self._restarts.get(name, (0, 0.0, ""))[0] + 1
+        self._restarts[name] = (count, time.time(), reason)
+        message = f"worker {name} stopped ({reason}); restarted it (restart {count})"
+        logger.error(message)
+        with contextlib.suppress(Exception):  # the journal may be what failed
+            self._journal.record_error("internal", message)
+
+    def worker_facts(self) -> dict[str, dict[str, object]]:
+        """Each worker thread: alive, restarts, internal errors, last error (for status and metrics)."""
+        now = time.monotonic()
+        facts: dict[str, dict[str, object]] = {}
+        workers: list[tuple[str, HashWorker | TransferWorker]] = [("hash", self._hash_worker)]
+        workers += [(f"transfer-{worker.transport.name}", worker) for worker in self._transfer_workers]
+        for name, worker in workers:
+            count, at, reason = self._restarts.get(name, (0, 0.0, ""))
+            facts[name] = {
+                "alive": worker.is_alive() or getattr(worker, "gave_up", False),
+                "stalled": worker.is_alive() and worker.heartbeat > 0 and now - worker.heartbeat > HUNG_WORKER_SECONDS,
+                "restarts": count,
+                "last_restart_at": at or None,
+                "last_restart_reason": reason or None,
+                "internal_errors": worker.internal_errors,
+            }
+        return facts
 
     def _check_watchers(self) -> None:
         for root in self._roots:

@@ -15,6 +15,7 @@ from agent.journal import FileRecord, FileState, Journal
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 256
+BACKOFF_MAX_SECONDS = 300.0
 
 
 class HashWorker(threading.Thread):
@@ -40,23 +41,38 @@ class HashWorker(threading.Thread):
         self.wake = threading.Event()
         self.heartbeat = 0.0
         self.busy = False
+        self.internal_errors = 0
+        self.last_error: str | None = None
 
     def run(self) -> None:
-        journal = Journal(self._state_dir)
+        try:
+            journal = Journal(self._state_dir)
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            logger.exception("hash worker could not open the journal")
+            raise
+        failures = 0
         try:
             while not self._stop_event.is_set():
                 self.heartbeat = time.monotonic()
                 self.busy = True
-                worked = self._run_batch(journal)
+                try:
+                    worked = self._run_batch(journal)
+                    failures = 0
+                except StopRequested:
+                    return
+                except Exception as error:
+                    failures += 1
+                    self.internal_errors += 1
+                    self.last_error = f"{type(error).__name__}: {error}"[:300]
+                    logger.error("hash worker: unexpected error; retrying with backoff", exc_info=error)
+                    self.busy = False
+                    self._stop_event.wait(min(BACKOFF_MAX_SECONDS, 2.0 * 2 ** min(failures, 8)))
+                    continue
                 self.busy = worked
                 if not worked:
                     self.wake.wait(timeout=1.0)
                     self.wake.clear()
-        except StopRequested:
-            pass
-        except Exception:  # a bug must not silently stop hashing: log it, the engine reports it
-            logger.exception("hash worker stopped unexpectedly")
-            raise
         finally:
             self.busy = False
             journal.close()
@@ -108,6 +124,20 @@ class HashWorker(threading.Thread):
                 logger.warning("%s", error)
                 journal.mark_file(record, FileState.FAILED, str(error))
                 journal.record_error("item", str(error), path=str(path))
+                continue
+            except OSError as error:
+                # Failing to read a file is that file's problem (an I/O error on a bad sector).
+                message = f"{path}: read failed: {error.strerror or error}"
+                journal.mark_file(record, FileState.FAILED, message)
+                journal.record_error("item", message, path=str(path))
+                continue
+            except StopRequested:
+                raise
+            except Exception as error:
+                logger.error("%s: unexpected error while hashing", path, exc_info=error)
+                message = f"{path}: internal error while hashing ({type(error).__name__}); see the log"
+                journal.mark_file(record, FileState.FAILED, message)
+                journal.record_error("internal", message, path=str(path))
                 continue
             metadata_json, malformed = self._metadata(path)
             hashed.append((record, digest, metadata_json))

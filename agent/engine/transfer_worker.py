@@ -62,6 +62,7 @@ class _SerialJournal:
 
 
 MAX_ATTEMPTS = 3
+STALL_REPORT_SECONDS = 15.0  # a busy destination silent this long shows as retrying in status
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
 
@@ -140,46 +141,88 @@ class TransferWorker(threading.Thread):
         self.busy = False
         self.paused_reason: str | None = None
         self.gave_up = False
+        self.internal_errors = 0
+        self.last_error: str | None = None
+        self.last_progress = time.monotonic()
         self._failures = 0
         self._pauses = 0
         self._next_probe = 0.0
 
     def run(self) -> None:
-        journal = Journal(self._config.state_dir)
+        try:
+            journal = Journal(self._config.state_dir)
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
+            logger.exception("transfer worker for %s could not open the journal", self.transport.name)
+            raise
         try:
             journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
             self._abort_orphans(journal)
             while not self._stop_event.is_set():
                 self.heartbeat = time.monotonic()
-                if self.hold_reason() is not None:
-                    self.wake.wait(timeout=1.0)
-                    self.wake.clear()
-                    continue
-                if self.paused_reason is not None and not self._try_resume(journal):
-                    if self.gave_up:
-                        return
-                    self.wake.wait(timeout=max(0.1, min(5.0, self._next_probe - time.monotonic())))
-                    self.wake.clear()
-                    continue
-                self.busy = True
                 try:
-                    worked = self._deliver_batch(journal) | self._commit_ready(journal)
-                    self._terminate_abandoned(journal)
-                except (TransientError, AuthError) as error:
-                    self._pause(journal, error)
-                    worked = False
+                    if not self._step(journal):
+                        return
                 except StopRequested:
                     return
-                self.busy = worked
-                if not worked:
-                    self.wake.wait(timeout=1.0)
-                    self.wake.clear()
-        except Exception:
-            logger.exception("transfer worker for %s stopped unexpectedly", self.transport.name)
-            raise
+                except Exception as error:  # noqa: BLE001 - a bug or a surprise must never end deliveries
+                    self._internal_error(journal, error)
         finally:
             self.busy = False
             journal.close()
+
+    def _step(self, journal: Journal) -> bool:
+        """One round of work; False when the worker should end (a one-shot scan gave up)."""
+        if self.hold_reason() is not None:
+            self.wake.wait(timeout=1.0)
+            self.wake.clear()
+            return True
+        if self.paused_reason is not None and not self._try_resume(journal):
+            if self.gave_up:
+                return False
+            self.wake.wait(timeout=max(0.1, min(5.0, self._next_probe - time.monotonic())))
+            self.wake.clear()
+            return True
+        self.busy = True
+        try:
+            worked = self._deliver_batch(journal) | self._commit_ready(journal)
+            self._terminate_abandoned(journal)
+        except (TransientError, AuthError) as error:
+            self._pause(journal, error)
+            worked = False
+        self.busy = worked
+        if not worked:
+            self.wake.wait(timeout=1.0)
+            self.wake.clear()
+        return True
+
+    def _internal_error(self, journal: Journal, error: Exception) -> None:
+        """Logged once with its traceback, counted, and retried with backoff like an outage."""
+        self.busy = False
+        self.internal_errors += 1
+        self.last_error = f"{type(error).__name__}: {error}"[:300]
+        logger.error("transfer worker for %s: unexpected error; retrying with backoff", self.transport.name,
+                     exc_info=error)  # fmt: skip
+        message = (
+            f"{self.transport.name}: internal error ({type(error).__name__}); retrying with backoff."
+            " Please report it with the log file"
+        )
+        try:
+            self._pause(journal, TransientError(message), kind="internal")
+        except Exception:
+            logger.exception("could not record the error in the journal")
+            self._stop_event.wait(BACKOFF_FIRST_SECONDS)
+
+    @property
+    def retrying(self) -> str | None:
+        """Inner retries and silent servers, for status: "no answer for 60 s; PATCH: ReadTimeout, attempt 3"."""
+        if not self.busy:
+            return None
+        quiet = time.monotonic() - self.last_progress
+        parts = [f"no answer for {quiet:.0f} s"] if quiet >= STALL_REPORT_SECONDS else []
+        if self.transport.retry_note:
+            parts.append(self.transport.retry_note)
+        return "; ".join(parts) or None
 
     # ----- health --------------------------------------------------------------------
 
@@ -196,13 +239,15 @@ class TransferWorker(threading.Thread):
         self._next_probe = 0.0
         self.wake.set()
 
-    def _pause(self, journal: Journal, error: Exception) -> None:
+    def _pause(self, journal: Journal, error: Exception, kind: str | None = None) -> None:
         self._failures += 1
         delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (self._failures - 1))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        # No request before the server's Retry-After has passed, also not a probe.
+        delay = max(delay, getattr(error, "retry_after_seconds", None) or 0.0)
         self._next_probe = time.monotonic() + delay
         self.paused_reason = str(error)
-        kind = "auth" if isinstance(error, AuthError) else "transient"
+        kind = kind or ("auth" if isinstance(error, AuthError) else "transient")
         logger.warning("destination %s paused: %s (next try in %.0f s)", self.transport.name, error, delay)
         journal.set_destination_health(self.transport.name, DestinationHealth.PAUSED, str(error), time.time() + delay)
         journal.record_error(kind, str(error), destination=self.transport.name)
@@ -217,6 +262,9 @@ class TransferWorker(threading.Thread):
             self.transport.probe()
         except (TransientError, AuthError) as error:
             self._pause(journal, error)
+            return False
+        except ItemError as error:  # a probe concerns the whole destination: never one item
+            self._pause(journal, TransientError(str(error)))
             return False
         logger.info("destination %s is available again", self.transport.name)
         # The backoff is kept until a delivery succeeds: a destination that answers
@@ -303,6 +351,7 @@ class TransferWorker(threading.Thread):
         if self.hold_reason() is not None:
             return None
         file_id = record.id
+        self.last_progress = time.monotonic()
         self.live[file_id] = delivery.offset_bytes
 
         def progress(count: int) -> None:
@@ -334,6 +383,8 @@ class TransferWorker(threading.Thread):
             journal.mark_file(record, FileState.FAILED, str(error))
             journal.record_error("item", str(error), path=str(source_path))
             return (delivery, DeliveryState.FAILED, str(error))
+        except (TransientError, AuthError):
+            raise
         except ItemError as error:
             journal.record_error("item", str(error), path=str(source_path), destination=self.transport.name)
             attempts = int(
@@ -345,6 +396,15 @@ class TransferWorker(threading.Thread):
             # This failure is attempt number attempts + 1.
             state = DeliveryState.FAILED if attempts + 1 >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))
+        except Exception as error:
+            logger.error("%s: unexpected error delivering %s", self.transport.name, source_path, exc_info=error)
+            journal.record_error(
+                "internal", f"{self.transport.name}: unexpected reply or internal error ({type(error).__name__})",
+                destination=self.transport.name,
+            )  # fmt: skip
+            raise TransientError(
+                f"{self.transport.name}: unexpected reply or internal error ({type(error).__name__}); retrying"
+            ) from None
         return (delivery, DeliveryState.VERIFIED, None)
 
     def _abort_orphans(self, journal: Journal) -> None:
@@ -359,7 +419,7 @@ class TransferWorker(threading.Thread):
             logger.info("aborted %d orphaned upload(s) at %s", aborted, self.transport.name)
 
     def _progress(self, sent_bytes: int) -> None:
-        self.heartbeat = time.monotonic()  # a long upload is progress, not a hang
+        self.heartbeat = self.last_progress = time.monotonic()  # a long upload is progress, not a hang
         self.bytes_sent += sent_bytes
         self._limiter.consume(sent_bytes)
         if self._guard is not None:
@@ -378,6 +438,7 @@ class TransferWorker(threading.Thread):
     def _commit_ready(self, journal: Journal) -> bool:
         ready = journal.datasets_ready_to_commit(self.transport.name)
         for dataset_id in ready:
+            self.last_progress = time.monotonic()
             dataset = journal.dataset(dataset_id)
             states = journal.delivery_states(dataset_id, self.transport.name)
             file_errors = journal.file_errors(dataset_id)
@@ -412,7 +473,11 @@ class TransferWorker(threading.Thread):
                 warnings=journal.dataset_warnings(dataset_id),
                 root_name=self._root_names.get(dataset.root),
             )
-            self.transport.commit(package)
+            try:
+                self.transport.commit(package)
+            except ItemError as error:
+                message = f"{self.transport.name}: commit of {dataset.dataset_key} refused: {error}"
+                raise TransientError(message) from None
             journal.record_commit(dataset_id, self.transport.name, dataset.revision)
             logger.info(
                 "committed %s revision %d to %s (%d files, %d missing)",

@@ -3,11 +3,15 @@
 Faults, each applied once, in order: ``("reset", n)`` closes both sides abruptly after
 *n* more client-to-server bytes; ``("stall", seconds)`` stops forwarding for a while;
 ``("truncate", n)`` forwards only *n* bytes of the next server reply, then closes.
+``drop_header(name, count)`` removes that header from the next *count* server replies
+that carry it (a 201 without Location, a PATCH reply without Upload-Offset, a part
+without ETag): protocol violations a real server or middlebox can produce.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 import threading
@@ -28,12 +32,33 @@ class FaultProxy:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._header_drops: list[list[object]] = []
+        self.requests: list[bytes] = []  # the request line of each request seen (to count them)
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
 
     def add(self, kind: str, amount: float) -> None:
         with self._lock:
             self.faults.append((kind, amount))
+
+    def drop_header(self, name: str, count: int = 1) -> None:
+        with self._lock:
+            self._header_drops.append([name.lower().encode(), count])
+
+    def _mangle(self, data: bytes) -> bytes:
+        with self._lock:
+            for drop in self._header_drops:
+                name, remaining = drop
+                assert isinstance(name, bytes) and isinstance(remaining, int)
+                if remaining <= 0:
+                    continue
+                head, separator, body = data.partition(b"\r\n\r\n")
+                pattern = re.compile(rb"\r\n" + re.escape(name) + rb":[^\r\n]*", re.IGNORECASE)
+                if separator and pattern.search(head):
+                    data = pattern.sub(b"", head, count=1) + separator + body
+                    drop[1] = remaining - 1
+                    self.applied.append(f"drop {name.decode()}")
+        return data
 
     def _next_fault(self, kinds: tuple[str, ...]) -> tuple[str, float] | None:
         with self._lock:
@@ -75,6 +100,9 @@ class FaultProxy:
                 if not data:
                     break
                 if direction == "up":
+                    for line in re.findall(rb"(?m)^(?:GET|PUT|POST|HEAD|PATCH|DELETE|OPTIONS) [^\r\n]*", data):
+                        with self._lock:
+                            self.requests.append(line)
                     if budget is None:
                         fault = self._next_fault(("reset", "stall"))
                         if fault and fault[0] == "stall":
@@ -88,6 +116,8 @@ class FaultProxy:
                             return
                         budget -= len(data)
                 else:
+                    if self._header_drops:
+                        data = self._mangle(data)
                     fault = self._next_fault(("truncate",))
                     if fault:
                         target.sendall(data[: int(fault[1])])

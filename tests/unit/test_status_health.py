@@ -43,3 +43,46 @@ def test_paused_destinations_and_old_unsafe_data_are_degraded() -> None:
     assert assess(report(destinations=window))["code"] == HEALTHY
     old = {"path": "/data/a.tif", "age_seconds": UNSAFE_DEGRADED_SECONDS + 1}
     assert assess(report(oldest_unsafe=old))["code"] == DEGRADED
+
+
+# ----- the truth table (docs/operator-guide.md, "When is status green?") -----------------
+
+
+def _workers(**changes: Any) -> dict[str, Any]:
+    worker = {"alive": True, "stalled": False, "restarts": 0, "last_restart_at": None, "internal_errors": 0}
+    return {"hash": dict(worker), "transfer-archive": {**worker, **changes}}
+
+
+def test_a_dead_worker_is_down_and_a_recent_restart_or_stall_is_degraded() -> None:
+    import time
+
+    assert assess(report(workers=_workers()))["code"] == HEALTHY
+    dead = assess(report(workers=_workers(alive=False)))
+    assert dead["code"] == DOWN and "transfer-archive is not running" in dead["reasons"][0]
+    restarted = assess(report(workers=_workers(restarts=1, last_restart_at=time.time() - 60,
+                                               last_restart_reason="KeyError: 'etag'")))  # fmt: skip
+    assert restarted["code"] == DEGRADED and "restarted" in restarted["reasons"][0]
+    long_ago = assess(report(workers=_workers(restarts=1, last_restart_at=time.time() - 86400)))
+    assert long_ago["code"] == HEALTHY
+    assert assess(report(workers=_workers(stalled=True)))["code"] == DEGRADED
+
+
+def test_a_destination_retrying_or_silent_is_degraded() -> None:
+    retrying = [{"name": "archive", "state": "active", "reason": None, "hold": None,
+                 "retrying": "no answer for 60 s; PATCH: ReadTimeout, attempt 3 of 4"}]  # fmt: skip
+    health = assess(report(destinations=retrying))
+    assert health["code"] == DEGRADED and "no answer for 60 s" in health["reasons"][0]
+
+
+def test_unreadable_parts_of_the_tree_are_degraded() -> None:
+    gaps = {"count": 1, "parts": [{"path": "/data/alice/s1/locked/", "reason": "cannot list folder: denied"}]}
+    health = assess(report(unreadable=gaps))
+    assert health["code"] == DEGRADED and "locked" in health["reasons"][0]
+
+
+def test_a_scan_only_setup_is_healthy_when_everything_is_archived_and_degraded_when_not() -> None:
+    after_scan = {"running": False, "mode": "scan"}
+    assert assess(report(agent=after_scan, everything_archived=True))["code"] == HEALTHY
+    assert assess(report(agent=after_scan, everything_archived=False))["code"] == DEGRADED
+    # The daemon's setup: not running is always down, whatever was archived.
+    assert assess(report(agent={"running": False, "mode": "run"}, everything_archived=True))["code"] == DOWN
