@@ -169,6 +169,14 @@ class S3Transport(DestinationTransport):
     # ----- payload ---------------------------------------------------------------
 
     def _already_there(self, key: str, item: PayloadItem) -> bool:
+        """True when the archive already holds exactly these bytes under *key*.
+
+        By the SHA-256 in the object's metadata (looked up without regard to case: ``rclone
+        serve s3`` returns ``Sha256``), else, where a server forgot metadata, by its ETag:
+        a single PUT's is the MD5 of the bytes, a multipart one's the MD5 of the part MD5s
+        and the part count, both computed here from the source (a local read is far
+        cheaper than sending the file again).
+        """
         try:
             head = self.client().head_object(Bucket=self.config.bucket, Key=key)
         except ClientError as error:
@@ -177,10 +185,40 @@ class S3Transport(DestinationTransport):
             raise self._translate(error, "HEAD") from None
         except BotoCoreError as error:
             raise self._translate(error, "HEAD") from None
-        return bool(
-            head.get("ContentLength") == item.identity.size_bytes
-            and head.get("Metadata", {}).get("sha256") == item.sha256
-        )
+        if head.get("ContentLength") != item.identity.size_bytes:
+            return False
+        metadata = {str(name).lower(): str(value) for name, value in (head.get("Metadata") or {}).items()}
+        if metadata.get("sha256"):
+            return metadata["sha256"] == item.sha256
+        return self._etag_matches(str(head.get("ETag", "")).strip('"'), item)
+
+    def _etag_matches(self, etag: str, item: PayloadItem) -> bool:
+        digest, _, count_text = etag.partition("-")
+        if len(digest) != 32 or (count_text and not count_text.isdigit()):
+            return False  # an ETag that is no MD5 (SSE-KMS, other stores): cannot tell, send again
+        size = item.identity.size_bytes
+        count = int(count_text) if count_text else 0
+        part_bytes = self.config.part_bytes if count == 0 else max(1, -(-size // count))
+        candidates = [part_bytes] if count == 0 else sorted({self.config.part_bytes, part_bytes})
+        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
+        try:
+            check_identity(item.source_path, source, item.identity, "before")
+            for size_of_part in candidates:
+                if count and -(-size // size_of_part) != count:
+                    continue
+                whole = hashlib.md5()  # noqa: S324 - S3's ETag is MD5
+                part_digests = []
+                for offset in range(0, max(size, 1), size_of_part):
+                    body = os.pread(source, min(size_of_part, size - offset), offset)
+                    whole.update(body)
+                    part_digests.append(hashlib.md5(body).digest())  # noqa: S324
+                if count == 0 and whole.hexdigest() == digest:
+                    return True
+                if count and hashlib.md5(b"".join(part_digests)).hexdigest() == digest:  # noqa: S324
+                    return True
+            return False
+        finally:
+            os.close(source)
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
         remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
