@@ -63,6 +63,7 @@ class _SerialJournal:
 
 MAX_ATTEMPTS = 3
 STALL_REPORT_SECONDS = 15.0  # a busy destination silent this long shows as retrying in status
+FLUSH_SECONDS = 1.0  # finished deliveries are made durable and journalled at least this often
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
 
@@ -144,6 +145,7 @@ class TransferWorker(threading.Thread):
         self.internal_errors = 0
         self.last_error: str | None = None
         self.last_progress = time.monotonic()
+        self._last_flush = time.monotonic()
         self._failures = 0
         self._pauses = 0
         self._next_probe = 0.0
@@ -280,6 +282,7 @@ class TransferWorker(threading.Thread):
         results: list[tuple[DeliveryRecord, DeliveryState, str | None]] = []
         parallel = min(self.transport.parallel_small_files, self._max_transfers or 64)
         small = [d for d in deliveries if parallel > 1 and d.file.identity.size_bytes < SMALL_FILE_BYTES]
+        self._last_flush = time.monotonic()
         try:
             if small:
                 self._deliver_in_parallel(journal, small, parallel, results)
@@ -292,14 +295,29 @@ class TransferWorker(threading.Thread):
                 outcome = self._deliver_one(journal, delivery)
                 if outcome is not None:
                     results.append(outcome)
+                    self._flush_if_due(journal, results)
         finally:
-            if results:
-                # Durable first, journalled second: "verified" is a promise.
-                self.transport.sync()
-                journal.finish_deliveries(results)
-                if any(state == DeliveryState.VERIFIED for _, state, _ in results):
-                    self._failures = 0
+            self._flush(journal, results)
         return bool(deliveries)
+
+    def _flush_if_due(
+        self, journal: Journal, results: list[tuple[DeliveryRecord, DeliveryState, str | None]]
+    ) -> None:
+        """Journal finished deliveries at least every FLUSH_SECONDS: a restart never redoes
+        (or re-reads to verify) more than that much work."""
+        if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self._flush(journal, results)
+
+    def _flush(self, journal: Journal, results: list[tuple[DeliveryRecord, DeliveryState, str | None]]) -> None:
+        self._last_flush = time.monotonic()
+        if not results:
+            return
+        # Durable first, journalled second: "verified" is a promise.
+        self.transport.sync()
+        journal.finish_deliveries(results)
+        if any(state == DeliveryState.VERIFIED for _, state, _ in results):
+            self._failures = 0
+        results.clear()
 
     def _deliver_in_parallel(
         self,
@@ -325,6 +343,8 @@ class TransferWorker(threading.Thread):
                     continue
                 if outcome is not None:
                     results.append(outcome)
+                    # Through the lock: sender threads use the same connection.
+                    self._flush_if_due(shared, results)  # type: ignore[arg-type]
         if failure is not None:
             raise failure
 
