@@ -21,6 +21,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from agent.config.models import FilesystemDestination
 from agent.destinations.base import (
@@ -144,7 +145,13 @@ class FilesystemTransport(DestinationTransport):
             if not self._staging_ready:
                 staging_path.parent.mkdir(exist_ok=True)
                 self._staging_ready = True
-            self._copy(item, staging_path, remote_key, control)
+            try:
+                self._copy(item, staging_path, remote_key, control)
+            except ItemError:  # also a source that changed or vanished mid-copy
+                # This partial copy (named by the version's SHA-256) will never be resumed.
+                with contextlib.suppress(OSError):
+                    staging_path.unlink()
+                raise
             folder = os.path.dirname(final_path)
             if folder not in self._folders_made:
                 os.makedirs(folder, exist_ok=True)
@@ -156,6 +163,13 @@ class FilesystemTransport(DestinationTransport):
             raise self._translate(error, f"write {remote_key}") from None
         self._unsynced.append(Path(final_path))
         return Delivered(remote_key, skipped=False)
+
+    def abandon(self, state: dict[str, Any]) -> None:
+        """Remove the partial copy of a superseded file version."""
+        name = str(state.get("staging") or "")
+        if name.endswith(".partial") and "/" not in name and "\\" not in name:
+            with contextlib.suppress(FileNotFoundError):
+                (self.root_path / STAGING_FOLDER / name).unlink()
 
     @staticmethod
     def _already_there(final_path: str, item: PayloadItem) -> bool:
@@ -186,6 +200,10 @@ class FilesystemTransport(DestinationTransport):
             with contextlib.suppress(FileNotFoundError):
                 offset = min(item.resume_offset_bytes, staging_path.stat().st_size)
         control.started(remote_key, offset if offset > 0 else None)
+        if item.identity.size_bytes >= self.checkpoint_bytes and not item.resume_state:
+            # A copy that may be resumed is also one that may be superseded: journalled so
+            # that a newer version of the file removes it (abandon), never left behind.
+            control.save_state({"staging": staging_path.name})
         source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
         try:
             check_identity(item.source_path, source, item.identity, "before")

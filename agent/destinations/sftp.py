@@ -10,6 +10,7 @@ SHA-256, then renamed into the bag. The server's host key is checked against
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -186,7 +187,17 @@ class SftpTransport(DestinationTransport):
                 pass
             self._uncommit(self._remote(item.bag_path))
             self._makedirs(self._remote(STAGING_FOLDER))
-            self._copy(item, staging_path, remote_key, control)
+            try:
+                self._copy(item, staging_path, remote_key, control)
+            except FileNotFoundError:
+                # The staging folder was removed behind our back (a cleanup job on the
+                # server): make it again and copy once more from the start.
+                self._makedirs(self._remote(STAGING_FOLDER))
+                self._copy(item, staging_path, remote_key, control, fresh=True)
+            except ItemError:  # also a source that changed or vanished mid-copy
+                with contextlib.suppress(OSError):
+                    sftp.remove(staging_path)  # named by this version's SHA-256: never resumed
+                raise
             if self._remote_sha256(staging_path) != item.sha256:
                 sftp.remove(staging_path)
                 raise ItemError(f"{self.name}: verification failed for {remote_key} (SHA-256 differs); will copy again")
@@ -216,12 +227,17 @@ class SftpTransport(DestinationTransport):
         local = sha256_of_descriptor(source, length)
         return length if self._remote_sha256(staging_path, length) == local else 0
 
-    def _copy(self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl) -> None:
+    def _copy(
+        self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl, fresh: bool = False
+    ) -> None:
         source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
         try:
             check_identity(item.source_path, source, item.identity, "before")
-            offset = min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
-            control.started(remote_key, offset or None)
+            offset = 0 if fresh else min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
+            if not fresh:
+                control.started(remote_key, offset or None)
+            if item.identity.size_bytes >= CHECKPOINT_BYTES and not item.resume_state and not fresh:
+                control.save_state({"staging": posixpath.basename(staging_path)})  # removed if superseded
             with self.sftp().open(staging_path, "r+b" if offset else "wb") as remote:
                 remote.set_pipelined(True)
                 if offset:
@@ -246,7 +262,16 @@ class SftpTransport(DestinationTransport):
             os.close(source)
 
     def abandon(self, state: dict[str, Any]) -> None:
-        """Partial files are named by content; a superseded one is simply never resumed."""
+        """Remove the partial copy of a superseded file version (named by its content)."""
+        name = str(state.get("staging") or "")
+        if not name.endswith(".partial") or "/" in name:
+            return
+        try:
+            self.sftp().remove(self._remote(STAGING_FOLDER, name))
+        except FileNotFoundError:
+            pass
+        except (OSError, paramiko.SSHException, EOFError) as error:
+            raise ItemError(f"{self.name}: could not remove an abandoned partial copy: {error}") from None
 
     # ----- commit --------------------------------------------------------------------
 

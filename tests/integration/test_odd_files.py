@@ -160,3 +160,48 @@ def test_a_forced_close_lists_the_still_growing_file_as_missing(tmp_path: Path, 
     assert second["dataset"]["complete"] is True and second["missing"] == []
     assert (bag / "data/growing.raw").read_bytes() == growing.read_bytes()
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("change", ["replaced", "truncated"])
+def test_a_source_changed_mid_copy_leaves_no_partial_copy_behind(
+    change: str, tmp_path: Path, daemon_factory: DaemonFactory
+) -> None:
+    (tmp_path / "archive").mkdir()
+    session = tmp_path / "instrument" / "alice" / "s1"
+    session.mkdir(parents=True)
+    source = session / "stack.raw"
+    source.write_bytes(os.urandom(24 << 20))
+    destination = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive"),
+                   "bandwidth": "4MiB/s", "checkpoint_bytes": 1 << 20}  # fmt: skip
+    config = write_config(tmp_path, destinations=[destination])
+    daemon = daemon_factory(config).start()
+    wait_for(
+        lambda: daemon.journal_rows(tmp_path, "SELECT 1 FROM deliveries WHERE state = 'sending' AND offset_bytes > 0")
+        if (tmp_path / "state/journal.sqlite3").exists() else None,
+        timeout=60, what="the copy is under way",
+    )  # fmt: skip
+    partials = tmp_path / "archive" / ".harvest-partial"
+    assert list(partials.glob("*.partial")), "the copy goes through a partial file"
+    new_content = os.urandom(1 << 20)
+    if change == "replaced":
+        replacement = session / "stack.raw.new"
+        replacement.write_bytes(new_content)
+        replacement.replace(source)
+    else:
+        with source.open("r+b") as stream:
+            stream.truncate(1 << 20)
+        new_content = source.read_bytes()
+    bag = tmp_path / "archive/TEST-SCOPE-01/alice/s1"
+    wait_for(lambda: bag_has(bag, new_content), timeout=90, what="the new version archived")
+    wait_for(lambda: not list(partials.glob("*.partial")), timeout=30, what="no partial copy left")
+    assert daemon.stop() == 0
+    bagit.Bag(str(bag)).validate()
+
+
+def bag_has(bag: Path, content: bytes) -> bool:
+    if not (bag / "tagmanifest-sha256.txt").exists():
+        return False
+    try:
+        return (bag / "data/stack.raw").read_bytes() == content
+    except FileNotFoundError:
+        return False
