@@ -11,6 +11,7 @@ decides what to do by exception *type*, never by matching message text.
     │   └── SourceVanishedError  the file disappeared before or while it was read
     ├── TransientError       the destination is temporarily unusable: retry with backoff, then pause
     ├── AuthError            the destination rejected the credentials: pause, tell the operator
+    ├── JournalWriteError    the journal cannot be written now (state dir full, read-only): wait, retry
     └── FatalError           the agent cannot run at all: stop with a one-line reason
         ├── ConfigError
         └── JournalError
@@ -47,6 +48,10 @@ class TransientError(HarvestError):
 
 class AuthError(HarvestError):
     """A destination rejected the agent's credentials."""
+
+
+class JournalWriteError(HarvestError):
+    """The journal cannot be written right now (state dir full or read-only); nothing is lost."""
 
 
 class FatalError(HarvestError):

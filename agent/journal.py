@@ -20,6 +20,7 @@ Schema changes are forward migrations keyed by ``PRAGMA user_version``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.models import safe_component
-from agent.errors import JournalError
+from agent.errors import JournalError, JournalWriteError
 from agent.journal_records import (
     FILE_COLUMN_COUNT,
     FILE_COLUMNS,
@@ -110,6 +111,38 @@ class _Connection(sqlite3.Connection):
         return super().executemany(sql, (_bind(item) for item in parameters))
 
 
+_WRITE_ERRORS = {
+    8: "the state dir is read-only",  # SQLITE_READONLY
+    10: "an I/O error",  # SQLITE_IOERR
+    13: "the state dir is full",  # SQLITE_FULL
+    14: "the journal cannot be opened",  # SQLITE_CANTOPEN
+}
+
+
+def _write_error(path: Path, error: sqlite3.OperationalError) -> Exception:
+    """A refused write becomes the agent's JournalWriteError; anything else stays what it is."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _WRITE_ERRORS:
+        return JournalWriteError(f"cannot write the journal {path}: {_WRITE_ERRORS[primary]}; will try again")
+    if primary == 5:  # SQLITE_BUSY: another writer held the lock for the whole timeout
+        return JournalWriteError(f"the journal {path} stayed locked by another process; will try again")
+    return error
+
+
+def _refuse_empty(path: Path) -> None:
+    """A zero-byte journal is a truncated one: starting afresh on it would forget everything."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return
+    if empty:
+        raise JournalError(
+            f"journal {path} is empty (0 bytes): it was truncated. Restore it from a backup, or move it away"
+            " to start afresh (every file is then checked again; bags already archived are kept)"
+        )
+
+
 def legacy_archive_key(dataset_key: str) -> str:
     """The folder a dataset recorded before journal v5 has at the archive (kept where it is)."""
     return "/".join(safe_component(part) for part in dataset_key.split("/"))
@@ -121,6 +154,7 @@ class Journal:
     def __init__(self, state_dir: Path, *, read_only: bool = False) -> None:
         self.path = state_dir / JOURNAL_FILE_NAME
         self.read_only = read_only
+        _refuse_empty(self.path)
         try:
             if read_only:
                 if not self.path.exists():
@@ -142,6 +176,8 @@ class Journal:
                 self._migrate()
             self._db.row_factory = _row
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if read_only and version == 0:
+                raise JournalError(f"{self.path} is not a harvest journal (it holds no journal tables)")
         except sqlite3.DatabaseError as error:
             raise JournalError(f"cannot open journal {self.path}: {error}") from None
         except OSError as error:
@@ -165,14 +201,31 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable unit of work (BEGIN IMMEDIATE: writers queue, never deadlock)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """One atomic, durable unit of work (BEGIN IMMEDIATE: writers queue, never deadlock).
+
+        A write the disk refuses (state dir full, read-only, I/O error) rolls back and raises
+        ``JournalWriteError``: nothing is recorded half, and the caller may try again later.
+        """
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise _write_error(self.path, error) from None
         try:
             yield self._db
+        except sqlite3.OperationalError as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise _write_error(self.path, error) from None
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise _write_error(self.path, error) from None
 
     # ----- agent facts -------------------------------------------------------------
 

@@ -62,6 +62,13 @@ def agent_running(facts: dict[str, str], now: float) -> bool:
     return now - heartbeat < HEARTBEAT_STALE_SECONDS and _pid_alive(int(facts["pid"]))
 
 
+def _silent_pid(facts: dict[str, str]) -> int | None:
+    if facts.get("stopped_at") or not facts.get("pid"):
+        return None
+    pid = int(facts["pid"])
+    return pid if _pid_alive(pid) and pid != os.getpid() else None
+
+
 def build_status(state_dir: Path) -> dict[str, Any]:
     journal = Journal(state_dir, read_only=True)
     try:
@@ -165,6 +172,8 @@ def report_from(journal: Journal) -> dict[str, Any]:
             "version": facts.get("version"),
             "instrument_id": facts.get("instrument_id"),
             "mode": facts.get("mode") or None,  # "run" (the daemon) or "scan" (one-shot, e.g. from cron)
+            # Alive but silent: its process runs, its heartbeat does not (state dir full?).
+            "unresponsive_pid": _silent_pid(facts) if not running else None,
         },
         "files": files,
         "deliveries": deliveries,
@@ -211,7 +220,12 @@ def assess(report: dict[str, Any]) -> dict[str, Any]:
     down: list[str] = []
     degraded: list[str] = []
     if not report["agent"]["running"]:
-        if report["agent"].get("mode") != "scan":
+        if report["agent"].get("unresponsive_pid"):
+            down.append(
+                f"the agent (pid {report['agent']['unresponsive_pid']}) runs but has not written its journal for"
+                f" {HEARTBEAT_STALE_SECONDS:.0f} s or more: is the state dir full or read-only? (see its log)"
+            )
+        elif report["agent"].get("mode") != "scan":
             down.append("the agent is not running")
         elif not report.get("everything_archived", False):
             # A scan-only setup (cron): no daemon is expected, but data waits for the next scan.

@@ -29,6 +29,7 @@ from agent.destinations.base import DestinationTransport
 from agent.engine.commands import CommandHandler
 from agent.engine.hash_worker import HashWorker
 from agent.engine.transfer_worker import TransferWorker
+from agent.errors import JournalWriteError
 from agent.filters import PathFilter
 from agent.guard import AcquisitionGuard
 from agent.hashing import identity_of
@@ -101,6 +102,7 @@ class Engine:
         self._journal = Journal(config.state_dir)
         self._gaps = set(self._journal.gap_paths())
         self._published_settling = -1
+        self._troubles = 0
         self._scans: list[tuple[_Root, Iterator[Found]]] = []
         self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
@@ -183,14 +185,35 @@ class Engine:
         self._notifier.ready(self._status_line())
         try:
             while not self.stop_event.is_set():
-                self._tick()
-                if self.oneshot and self._oneshot_finished():
-                    break
+                try:
+                    self._tick()
+                    if self.oneshot and self._oneshot_finished():
+                        break
+                    self._troubles = 0
+                except JournalWriteError as error:
+                    self._trouble(error, traceback=False)
+                    continue
+                except Exception as error:  # noqa: BLE001 - the engine thread must never die of a surprise
+                    self._trouble(error, traceback=True)
+                    continue
                 self._wait()
         finally:
             self.stop_event.set()
             self._shutdown()
         return 0
+
+    def _trouble(self, error: Exception, *, traceback: bool) -> None:
+        """Wait with backoff and go on: nothing is lost (what was not journalled is found again
+        by the reconcile scan that follows), and status tells why the heartbeat stopped."""
+        self._troubles += 1
+        delay = min(60.0, 2.0 ** min(self._troubles, 6))
+        if traceback:
+            logger.error("engine: unexpected error; going on in %.0f s", delay, exc_info=error)
+        else:
+            logger.warning("%s (retry in %.0f s)", error, delay)
+        self._notifier.status(f"trouble: {error}")
+        self.stop_event.wait(delay)
+        self._next_scan = 0.0  # reconcile once the journal takes writes again
 
     def _start_control(self) -> None:
         if self.oneshot or not self.config.control.enabled:
@@ -232,7 +255,10 @@ class Engine:
         for worker in self._transfer_workers:
             worker.wake.set()
             worker.join(timeout=30)
-        self._journal.set_facts({"stopped_at": str(time.time()), "settling": "0"})
+        try:
+            self._journal.set_facts({"stopped_at": str(time.time()), "settling": "0"})
+        except JournalWriteError as error:
+            logger.warning("could not record the clean stop: %s", error)
         self._journal.close()
         self._lock.release()
 
