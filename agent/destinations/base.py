@@ -8,6 +8,7 @@ when it refuses the credentials.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,19 @@ class DestinationTransport(ABC):
     #: What the transport's inner retries are doing right now ("PATCH: ReadTimeout, attempt 2"),
     #: None when the last request succeeded: shown in status so a stall is never invisible.
     retry_note: str | None = None
+    #: No request before this moment (time.monotonic): the server's last Retry-After.
+    not_before: float = 0.0
+
+    def hold_off(self, seconds: float | None) -> None:
+        """The server asked for a pause (Retry-After): no request of this transport before it ends."""
+        if seconds:
+            self.not_before = max(self.not_before, time.monotonic() + seconds)
+
+    def wait_turn(self) -> None:
+        """Sleep until the server's Retry-After has passed (called before every request)."""
+        delay = self.not_before - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     @abstractmethod
     def probe(self) -> None:

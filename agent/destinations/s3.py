@@ -120,6 +120,7 @@ class S3Transport(DestinationTransport):
             )
             # First in line: botocore's own retries ignore Retry-After and say nothing.
             self._client.meta.events.register_first("needs-retry.s3", self._before_retry)
+            self._client.meta.events.register("before-send.s3", self._before_send)
         return self._client
 
     def _before_retry(self, attempts: int, response: Any = None, caught_exception: Any = None, **_: Any) -> Any:
@@ -135,9 +136,14 @@ class S3Transport(DestinationTransport):
         cause = type(caught_exception).__name__ if caught_exception is not None else f"HTTP {status}"
         self.retry_note = f"{cause}, attempt {attempts + 1} of {S3_ATTEMPTS}"
         delay = _retry_after(headers)
+        self.hold_off(delay)  # every request of this destination waits, not only this one
         if delay is not None and attempts < S3_ATTEMPTS:
             return delay  # botocore sleeps this long before the next attempt
         return None
+
+    def _before_send(self, **_: Any) -> None:
+        """No request before the server's Retry-After has passed (returns None: send as usual)."""
+        self.wait_turn()
 
     def probe(self) -> None:
         self._client = None

@@ -90,9 +90,14 @@ class TusTransport(DestinationTransport):
 
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         def send() -> requests.Response:
+            self.wait_turn()
             response = self._http().request(method, url, timeout=self.config.timeout_seconds, **kwargs)
             if response.status_code not in (404, 409, 410, 460):
-                check_response(response, self.name, self.config.credential, what)
+                try:
+                    check_response(response, self.name, self.config.credential, what)
+                except RetryableHTTPError as error:
+                    self.hold_off(error.retry_after_seconds)
+                    raise
             return response
 
         return with_retries(send, self.name, what, self._note_retry)
@@ -275,12 +280,17 @@ class TusTransport(DestinationTransport):
         # One attempt only: a body stream cannot be replayed, and after a broken
         # connection the server may hold part of the chunk, so the caller asks for the
         # offset (HEAD) before trying again.
+        self.wait_turn()
         try:
             response = self._http().patch(upload_url, data=data, headers=headers, timeout=self.config.timeout_seconds)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
             raise TransientError(f"{self.name}: PATCH: {type(error).__name__}") from None
         if response.status_code in (401, 403) or response.status_code >= 500 or response.status_code in (408, 429):
-            check_response(response, self.name, self.config.credential, "PATCH")
+            try:
+                check_response(response, self.name, self.config.credential, "PATCH")
+            except RetryableHTTPError as error:
+                self.hold_off(error.retry_after_seconds)
+                raise
         return response
 
     def abandon(self, state: dict[str, Any]) -> None:

@@ -34,12 +34,35 @@ class FaultProxy:
         self._threads: list[threading.Thread] = []
         self._header_drops: list[list[object]] = []
         self.requests: list[bytes] = []  # the request line of each request seen (to count them)
+        self.request_times: list[float] = []  # when each was seen (time.monotonic)
+        self._responses: list[list[object]] = []
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
 
     def add(self, kind: str, amount: float) -> None:
         with self._lock:
             self.faults.append((kind, amount))
+
+    def respond(self, status: int, count: int, retry_after: float | None = None) -> None:
+        """Answer the next *count* requests with *status* (and Retry-After) instead of the server."""
+        with self._lock:
+            self._responses.append([status, count, retry_after])
+
+    def _canned(self) -> bytes | None:
+        with self._lock:
+            for response in self._responses:
+                status, remaining, retry_after = response
+                assert isinstance(status, int) and isinstance(remaining, int)
+                if remaining > 0:
+                    response[1] = remaining - 1
+                    self.applied.append(f"respond {status}")
+                    extra = f"Retry-After: {retry_after:g}\r\n" if retry_after is not None else ""
+                    body = b"injected\n"
+                    return (
+                        f"HTTP/1.1 {status} Injected\r\nContent-Length: {len(body)}\r\n{extra}"
+                        "Connection: close\r\n\r\n"
+                    ).encode() + body
+        return None
 
     def drop_header(self, name: str, count: int = 1) -> None:
         with self._lock:
@@ -100,9 +123,18 @@ class FaultProxy:
                 if not data:
                     break
                 if direction == "up":
-                    for line in re.findall(rb"(?m)^(?:GET|PUT|POST|HEAD|PATCH|DELETE|OPTIONS) [^\r\n]*", data):
+                    lines = re.findall(rb"(?m)^(?:GET|PUT|POST|HEAD|PATCH|DELETE|OPTIONS) [^\r\n]*", data)
+                    for line in lines:
                         with self._lock:
                             self.requests.append(line)
+                            self.request_times.append(time.monotonic())
+                    canned = self._canned() if lines and self._responses else None
+                    if canned is not None:
+                        source.sendall(canned)  # the client's socket: it reads the reply, then EOF
+                        for sock in (source, target):
+                            with contextlib.suppress(OSError):
+                                sock.shutdown(socket.SHUT_RDWR)
+                        return
                     if budget is None:
                         fault = self._next_fault(("reset", "stall"))
                         if fault and fault[0] == "stall":
