@@ -72,6 +72,7 @@ __all__ = [
 ]
 
 ERRORS_KEPT = 1000
+READER_BUSY_SECONDS = 2.0
 
 
 def _to_db(value: object) -> object:
@@ -160,8 +161,10 @@ class Journal:
                 if not self.path.exists():
                     raise JournalError(f"no journal at {self.path}: the agent has not run with this state_dir yet")
                 uri = f"{self.path.absolute().as_uri()}?mode=ro"
+                # A reader waits for a lock at most a few seconds, in C where Ctrl-C cannot
+                # reach it: `harvest watch` must leave at once when asked, also under load.
                 self._db = sqlite3.connect(
-                    uri, uri=True, timeout=30, check_same_thread=False, factory=_Connection
+                    uri, uri=True, timeout=READER_BUSY_SECONDS, check_same_thread=False, factory=_Connection
                 )
             else:
                 state_dir.mkdir(parents=True, exist_ok=True)
@@ -234,7 +237,7 @@ class Journal:
             db.executemany("INSERT OR REPLACE INTO agent (key, value) VALUES (?, ?)", facts.items())
 
     def facts(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT key, value FROM agent").fetchall())
+        return dict(self.query("SELECT key, value FROM agent"))
 
     # ----- files -------------------------------------------------------------------
 
@@ -765,4 +768,9 @@ class Journal:
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Read-only queries for the status report (kept here so sqlite3 stays in one module)."""
-        return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]
+        try:
+            return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]
+        except sqlite3.OperationalError as error:
+            if self.read_only:
+                raise JournalError(f"the journal {self.path} is busy ({error}); try again") from None
+            raise

@@ -25,6 +25,8 @@ def _screen(state_dir: Path, console: Console) -> RenderableType:
 
 
 def watch_status(state_dir: Path, interval: float) -> None:
+    """Refresh until Ctrl-C. Every wait is interruptible and journal reads give up after a
+    couple of seconds (READER_BUSY_SECONDS), so Ctrl-C leaves promptly even under load."""
     console = Console()
     try:
         with Live(_screen(state_dir, console), console=console, screen=True, auto_refresh=False) as live:

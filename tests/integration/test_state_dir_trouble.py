@@ -90,3 +90,39 @@ def test_a_full_state_dir_pauses_the_agent_with_a_reason_and_it_goes_on_after(
     assert bag["dataset"]["complete"] is True
     wait_for(lambda: daemon.status()["health"]["state"] == "healthy", timeout=60, what="healthy again")
     assert daemon.stop() == 0
+
+
+def test_status_and_watch_never_hang_on_a_locked_journal(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pexpect
+
+    (tmp_path / "instrument").mkdir()
+    (tmp_path / "archive").mkdir()
+    config = write_config(tmp_path)
+    assert subprocess.run(harvest_command("scan", "--config", str(config)), capture_output=True,
+                          env=subprocess_env(), timeout=120).returncode == 0  # fmt: skip
+    holder = sqlite3.connect(tmp_path / "state" / "journal.sqlite3", isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO agent (key, value) VALUES ('lock-test', '1')")  # holds the lock
+    try:
+        result = subprocess.run(
+            harvest_command("status", "--config", str(config)),
+            capture_output=True, text=True, env=subprocess_env(), timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        command = harvest_command("watch", "--interval", "0.2", "--config", str(config))
+        env = {**subprocess_env(), "TERM": "xterm-256color"}
+        child = pexpect.spawn(command[0], command[1:], dimensions=(24, 80), env=env, encoding="utf-8", timeout=30)
+        try:
+            child.expect("waiting for the agent's journal")
+            child.sendcontrol("c")
+            child.expect(pexpect.EOF, timeout=15)  # a hang detector: the reader gives up within seconds
+        finally:
+            child.close()
+        assert child.exitstatus == 0, child.before
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
