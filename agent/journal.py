@@ -669,13 +669,28 @@ class Journal:
         row = self._db.execute("SELECT warnings_json FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
         return list(json.loads(row[0])) if row else []
 
-    def record_commit(self, dataset_id: int, destination: str, revision: int) -> None:
+    def record_commit(
+        self, dataset_id: int, destination: str, revision: int, remote_state: dict[str, Any] | None = None
+    ) -> None:
+        """The revision is committed at *destination*. What the transport left for an earlier
+        commit (tus: its tag-file uploads) is queued to be terminated, in the same transaction."""
+        now = time.time()
         with self.transaction() as db:
+            row = db.execute(
+                "SELECT remote_state FROM commits WHERE dataset_id = ? AND destination = ?", (dataset_id, destination)
+            ).fetchone()
+            if row is not None and row[0]:
+                for upload_url in json.loads(row[0]).get("tag_uploads", []):
+                    db.execute(
+                        "INSERT INTO abandoned_uploads (destination, remote_state, at) VALUES (?, ?, ?)",
+                        (destination, json.dumps({"upload_url": upload_url}), now),
+                    )
             db.execute(
-                "INSERT INTO commits (dataset_id, destination, revision, state, committed_at)"
-                " VALUES (?, ?, ?, 'committed', ?) ON CONFLICT (dataset_id, destination) DO UPDATE SET"
-                " revision = excluded.revision, state = 'committed', committed_at = excluded.committed_at",
-                (dataset_id, destination, revision, time.time()),
+                "INSERT INTO commits (dataset_id, destination, revision, state, committed_at, remote_state)"
+                " VALUES (?, ?, ?, 'committed', ?, ?) ON CONFLICT (dataset_id, destination) DO UPDATE SET"
+                " revision = excluded.revision, state = 'committed', committed_at = excluded.committed_at,"
+                " remote_state = excluded.remote_state",
+                (dataset_id, destination, revision, now, None if remote_state is None else json.dumps(remote_state)),
             )
 
     def retry_failed(self, item: str | None, exists: Callable[[str, str], bool]) -> RetryOutcome:

@@ -152,6 +152,7 @@ MIGRATIONS: list[str] = [
     # the age status reports (updated_at changes at every checkpoint and restart).
     """
     ALTER TABLE datasets ADD COLUMN archive_key TEXT;
+    ALTER TABLE commits ADD COLUMN remote_state TEXT;
     ALTER TABLE files ADD COLUMN archive_path TEXT;
     ALTER TABLE files ADD COLUMN first_seen_at REAL;
     UPDATE files SET first_seen_at = updated_at;

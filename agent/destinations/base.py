@@ -106,8 +106,12 @@ class DestinationTransport(ABC):
         """Make every delivery since the last call durable (called before journalling them)."""
 
     @abstractmethod
-    def commit(self, package: DatasetPackage) -> None:
-        """Write the package's tag files, manifests last: the bag is then complete."""
+    def commit(self, package: DatasetPackage) -> dict[str, Any] | None:
+        """Write the package's tag files, manifests last: the bag is then complete.
+
+        May return what to remember of this commit (tus: its tag-file uploads), so that a
+        later revision's commit can have the superseded ones terminated (``abandon``).
+        """
 
     @abstractmethod
     def self_test(self, scope: str) -> SelfTest:

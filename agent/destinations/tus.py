@@ -301,8 +301,12 @@ class TusTransport(DestinationTransport):
 
     # ----- commit ----------------------------------------------------------------
 
-    def commit(self, package: DatasetPackage) -> None:
-        """Each tag file is its own upload, in order: the tag manifest, last, is the commit marker."""
+    def commit(self, package: DatasetPackage) -> dict[str, Any] | None:
+        """Each tag file is its own upload, in order: the tag manifest, last, is the commit marker.
+
+        Returns the uploads' URLs: once a later revision is committed they are terminated.
+        """
+        uploads: list[str] = []
         for tag_file in package.tag_files:
             remote_key = f"{package.bag_path}/{tag_file.name}"
             metadata = {
@@ -322,3 +326,5 @@ class TusTransport(DestinationTransport):
             )
             if response.status_code >= 400:
                 raise ItemError(f"{self.name}: {remote_key} rejected by the archive (HTTP {response.status_code})")
+            uploads.append(upload_url)
+        return {"tag_uploads": uploads}

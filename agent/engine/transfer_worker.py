@@ -494,11 +494,11 @@ class TransferWorker(threading.Thread):
                 root_name=self._root_names.get(dataset.root),
             )
             try:
-                self.transport.commit(package)
+                remembered = self.transport.commit(package)
             except ItemError as error:
                 message = f"{self.transport.name}: commit of {dataset.dataset_key} refused: {error}"
                 raise TransientError(message) from None
-            journal.record_commit(dataset_id, self.transport.name, dataset.revision)
+            journal.record_commit(dataset_id, self.transport.name, dataset.revision, remembered)
             logger.info(
                 "committed %s revision %d to %s (%d files, %d missing)",
                 dataset.dataset_key, dataset.revision, self.transport.name, len(files), len(missing),

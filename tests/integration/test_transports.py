@@ -205,3 +205,40 @@ def test_tus_superseded_upload_is_terminated_at_the_server(tmp_path: Path) -> No
         for key in tus.environment:
             os.environ.pop(key, None)
         tus.stop()
+
+
+def test_tus_tag_files_of_a_superseded_revision_are_terminated(tmp_path: Path) -> None:
+    tus = start_tus(tmp_path)
+    try:
+        session = tmp_path / "instrument" / "nia" / "s1"
+        session.mkdir(parents=True)
+        (session / "a.tif").write_bytes(b"first")
+        config = write_config(tmp_path, destinations=[tus.destination])
+        env = {**subprocess_env(), **tus.environment}
+        for content in (b"late", b"later"):
+            result = subprocess.run(harvest_command("scan", "--config", str(config)), capture_output=True,
+                                    text=True, env=env, timeout=120)  # fmt: skip
+            assert result.returncode == 0, result.stdout + result.stderr
+            (session / f"{content.decode()}.tif").write_bytes(content)  # a late file: a new revision
+        result = subprocess.run(harvest_command("scan", "--config", str(config)), capture_output=True,
+                                text=True, env=env, timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+
+        def uploads_of(name: str) -> list[str]:
+            found = []
+            for info_path in tus.directory.glob("*.json"):
+                if info_path.name == "faults.json":
+                    continue
+                relative = json.loads(info_path.read_text()).get("metadata", {}).get("relative_path", "")
+                if relative.endswith(f"/{name}"):
+                    found.append(relative)
+            return found
+
+        # Three revisions were committed; only the latest one's tag files remain at the server.
+        assert len(uploads_of("tagmanifest-sha256.txt")) == 1
+        assert len(uploads_of("harvest.json")) == 1
+        bag = fetch_bags(tus, tmp_path / "fetched") / "TEST-SCOPE-01" / "nia" / "s1"
+        bagit.Bag(str(bag)).validate()
+        assert json.loads((bag / "harvest.json").read_text())["dataset"]["revision"] == 3
+    finally:
+        tus.stop()
