@@ -74,3 +74,38 @@ def test_replies_missing_required_headers_are_transient_and_everything_arrives(
     assert sidecar["dataset"]["complete"] is True and len(sidecar["files"]) == 6
     log = daemon.log()
     assert "stopped unexpectedly" not in log and "Traceback" not in log.split("unexpected error")[0]
+
+
+def test_a_bucket_that_appears_later_is_waited_for_not_a_dead_worker(
+    tmp_path: Path, daemon_factory: DaemonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.servers import s3_client
+
+    server = STARTERS["moto"](tmp_path)
+    try:
+        destination = {**server.destination, "bucket": "appears-later"}
+        copy_sample("dicom/series/CT_5slice", tmp_path / "instrument" / "ola")
+        config = write_config(tmp_path, destinations=[destination])
+        for key, value in server.environment.items():
+            monkeypatch.setenv(key, value)
+        daemon = daemon_factory(config).start()
+
+        def paused() -> dict[str, Any] | None:
+            report = daemon.status() if (tmp_path / "state/journal.sqlite3").exists() else None
+            if report and report["destinations"] and report["destinations"][0]["state"] == "paused":
+                return report
+            return None
+
+        report = wait_for(paused, timeout=60, what="the destination paused for the missing bucket")
+        assert report is not None and report["health"]["state"] == "degraded"
+        assert "appears-later" in report["destinations"][0]["reason"]
+        s3_client(server.destination["endpoint_url"]).create_bucket(Bucket="appears-later")
+        wait_for(
+            lambda: daemon.journal_rows(tmp_path, "SELECT 1 FROM commits WHERE state = 'committed'"),
+            timeout=120, interval=0.5, what="delivered once the bucket exists",
+        )  # fmt: skip
+        report = daemon.status()
+        assert all(worker["alive"] and worker["restarts"] == 0 for worker in report["workers"].values())
+        assert daemon.stop() == 0
+    finally:
+        server.stop()

@@ -64,3 +64,32 @@ def test_sftp_verified_files_are_journalled_during_a_batch_and_kept_across_kills
         assert len(harvest_json(bag)["files"]) == 24
     finally:
         server.stop()
+
+
+def test_sftp_staging_folder_removed_behind_the_agents_back_is_made_again(
+    tmp_path: Path, daemon_factory: DaemonFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    server = start_rclone_sftp(tmp_path)
+    try:
+        session = tmp_path / "instrument" / "pia" / "s1"
+        session.mkdir(parents=True)
+        (session / "big.raw").write_bytes(os.urandom(16 << 20))
+        destination = {**server.destination, "bandwidth": "4MiB/s"}
+        config = write_config(tmp_path, destinations=[destination])
+        for key, value in server.environment.items():
+            monkeypatch.setenv(key, value)
+        daemon = daemon_factory(config).start()
+        staging = server.directory / ".harvest-partial"
+        wait_for(lambda: any(path.stat().st_size > 0 for path in staging.glob("*.partial")), timeout=60,
+                 what="a partial copy at the server")  # fmt: skip
+        shutil.rmtree(staging)  # a cleanup job on the server
+        bag = server.directory / "TEST-SCOPE-01/pia/s1"
+        wait_for(lambda: (bag / "tagmanifest-sha256.txt").exists(), timeout=120, what="bag committed")
+        assert daemon.stop() == 0
+        bagit.Bag(str(bag)).validate()
+        assert (bag / "data/big.raw").read_bytes() == (session / "big.raw").read_bytes()
+        assert not list(staging.glob("*.partial")), "nothing left in the staging folder"
+    finally:
+        server.stop()
