@@ -41,7 +41,11 @@ def http_date(value: str | None) -> float | None:
 
 
 def retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+    return retry_after_value(response.headers.get("Retry-After"))
+
+
+def retry_after_value(value: str | None) -> float | None:
+    """Seconds a Retry-After value (seconds or an HTTP date) asks to wait, capped; None if absent."""
     if not value:
         return None
     try:

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import os
 import threading
-import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
@@ -29,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 from agent.config.models import S3Destination
 from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
-from agent.destinations.http import MAX_RETRY_AFTER_SECONDS, RetryableHTTPError, http_date
+from agent.destinations.http import RetryableHTTPError, http_date, retry_after_value
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
@@ -42,15 +41,7 @@ S3_ATTEMPTS = 4
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds a Retry-After header (seconds or an HTTP date) asks to wait, capped."""
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return min(float(value), MAX_RETRY_AFTER_SECONDS)
-    except ValueError:
-        moment = http_date(value)
-        return None if moment is None else min(max(moment - time.time(), 0.0), MAX_RETRY_AFTER_SECONDS)
+    return retry_after_value(headers.get("retry-after") or headers.get("Retry-After"))
 
 
 class S3Transport(DestinationTransport):
