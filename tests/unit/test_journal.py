@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from agent.journal import (
     SCHEMA_VERSION,
     DatasetState,
     DeliveryState,
+    DestinationHealth,
     FileIdentity,
     FileState,
     Journal,
@@ -211,3 +213,35 @@ def test_a_quarantined_file_never_gets_a_delivery(tmp_path: Path) -> None:
     assert journal.query("SELECT kind, message FROM errors") == [("item", "quarantined (malformed)")]
     assert journal.facts()["failures.item"] == "1"
     journal.close()
+
+
+def test_oldest_unsafe_age_counts_from_first_sight_not_from_checkpoints(tmp_path: Path) -> None:
+    import time
+
+    from agent.status import report_from
+
+    journal = Journal(tmp_path)
+    journal.record_settled([settled("alice/s1/big.bin", size=1000)])
+    journal.set_destination_health("archive", DestinationHealth.ACTIVE, None, None)
+    record = journal.files_in_state(FileState.SETTLED, 1)[0]
+    first_seen = journal.query("SELECT first_seen_at FROM files WHERE id = ?", (record.id,))[0][0]
+    journal.record_hashes([(record, "cd" * 32, None)], {"/root": ["archive"]})
+    delivery = journal.deliveries_to_send("archive", 1)[0]
+    journal.start_delivery(delivery, "key", None)
+    time.sleep(0.05)  # not a timing assertion: only makes the checkpoint's time differ
+    journal.checkpoint_delivery(delivery, 600)  # moves updated_at, never the age
+    unsafe = report_from(journal)["oldest_unsafe"]
+    assert unsafe is not None
+    assert unsafe["age_seconds"] >= time.time() - first_seen - 1.0
+    updated = journal.query("SELECT updated_at FROM deliveries")[0][0]
+    assert updated > first_seen
+    assert unsafe["since"] == datetime.fromtimestamp(first_seen, UTC).isoformat()
+    journal.close()
+
+
+def test_a_zero_byte_journal_is_refused_not_started_afresh(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL_FILE_NAME).write_bytes(b"")
+    for read_only in (False, True):
+        with pytest.raises(JournalError, match="empty"):
+            Journal(tmp_path, read_only=read_only)
+    assert (tmp_path / JOURNAL_FILE_NAME).stat().st_size == 0
