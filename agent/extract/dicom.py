@@ -3,15 +3,26 @@
 Only the attributes named in ``ALLOWED`` are parsed at all (``specific_tags``), so no
 patient-identifying attribute (name, id, birth date, address, ...) is ever read into
 memory, let alone copied into sidecars, RO-Crate, logs or status.
+
+A corrupt header can still make an allowed attribute swallow the bytes that follow it
+(a wrong length field), patient attributes included. So every value kept is checked
+against its value representation (``VR_OF``: UI digits and dots up to 64 characters,
+DA/TM/DT patterns, CS charset and length, LO/SH length and printable text, IS/DS/US
+numbers) and dropped if it does not fit, with a warning that names the attribute, never
+the value. pydicom's own validation is switched off for reading: its warnings and log
+records quote values.
 """
 
 from __future__ import annotations
 
+import re
 import warnings as warnings_module
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pydicom
+import pydicom.config
 from pydicom.errors import InvalidDicomError
 
 from agent.extract.model import DicomInfo, Dimensions, FileMetadata, InstrumentInfo, PixelSize
@@ -27,6 +38,63 @@ ALLOWED = [
 ]  # fmt: skip
 
 
+# pydicom's reading validation warns with the offending value (patient data, if a corrupt
+# length made an element swallow it); values are validated here instead, without quoting.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+_UI = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_DA = re.compile(r"[0-9]{8}")
+_TM = re.compile(r"[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?")
+_DT = re.compile(
+    r"[0-9]{4}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{1,6})?)?)?)?)?)?(?:[+-][0-9]{4})?"
+)
+_CS = re.compile(r"[A-Z0-9 _]{1,16}")
+_IS = re.compile(r" *[+-]?[0-9]{1,12} *")
+_DS = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *")
+
+
+def _printable(text: str, limit: int) -> bool:
+    return len(text) <= limit and all(char.isprintable() and char != "\\" for char in text)
+
+
+VALIDATORS: dict[str, Callable[[str], bool]] = {
+    "UI": lambda value: len(value) <= 64 and _UI.fullmatch(value) is not None,
+    "DA": lambda value: _DA.fullmatch(value) is not None,
+    "TM": lambda value: len(value) <= 16 and _TM.fullmatch(value) is not None,
+    "DT": lambda value: len(value) <= 26 and _DT.fullmatch(value) is not None,
+    "CS": lambda value: _CS.fullmatch(value) is not None,
+    "IS": lambda value: len(value) <= 12 and _IS.fullmatch(value) is not None,
+    "DS": lambda value: len(value) <= 16 and _DS.fullmatch(value) is not None,
+    "US": lambda value: value.isdigit() and int(value) < 65536,
+    "LO": lambda value: _printable(value, 64),
+    "SH": lambda value: _printable(value, 16),
+}
+VR_OF = {
+    "SOPClassUID": "UI", "SOPInstanceUID": "UI", "StudyInstanceUID": "UI", "SeriesInstanceUID": "UI",
+    "TransferSyntaxUID": "UI", "Modality": "CS", "BodyPartExamined": "CS", "StudyDate": "DA",
+    "SeriesDate": "DA", "AcquisitionDate": "DA", "StudyTime": "TM", "SeriesTime": "TM", "AcquisitionTime": "TM",
+    "AcquisitionDateTime": "DT", "SeriesNumber": "IS", "NumberOfFrames": "IS", "InstanceNumber": "IS",
+    "SeriesDescription": "LO", "Manufacturer": "LO", "ManufacturerModelName": "LO", "DeviceSerialNumber": "LO",
+    "SoftwareVersions": "LO", "StationName": "SH", "PixelSpacing": "DS", "SliceThickness": "DS", "Rows": "US",
+    "Columns": "US", "SamplesPerPixel": "US", "BitsAllocated": "US", "PixelRepresentation": "US",
+}  # fmt: skip
+
+
+def valid_value(keyword: str, value: object) -> bool:
+    """Does every part of *value* fit the VR of *keyword*? (Unknown keywords never pass.)"""
+    check = VALIDATORS.get(VR_OF.get(keyword, ""))
+    if check is None:
+        return False
+    parts = list(value) if isinstance(value, pydicom.multival.MultiValue | list | tuple) else [value]
+    if not parts or len(parts) > 16:
+        return False
+    for part in parts:
+        text = part if isinstance(part, str) else str(part)
+        if isinstance(part, bytes) or not check(text.strip(" ") if VR_OF[keyword] not in ("IS", "DS") else text):
+            return False
+    return True
+
+
 def has_dicom_magic(head: bytes) -> bool:
     return head[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
@@ -39,17 +107,24 @@ class DicomExtractor:
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
         metadata.media_type = "application/dicom"
-        with path.open("rb") as stream:
-            magic = has_dicom_magic(stream.read(DICOM_MAGIC_OFFSET + 4))
-            stream.seek(0)
-            try:
-                dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=ALLOWED, force=not magic)
-            except InvalidDicomError as error:
-                raise ValueError(f"not a DICOM file: {error}") from None
-        with warnings_module.catch_warnings():
-            # Invalid values are reported as per-file warnings below, not on stderr.
-            warnings_module.simplefilter("ignore")
-            return self._normalise(dataset, magic, metadata)
+        with warnings_module.catch_warnings(record=True) as caught:
+            # pydicom's warnings may quote values: counted here, never shown.
+            warnings_module.simplefilter("always")
+            with path.open("rb") as stream:
+                magic = has_dicom_magic(stream.read(DICOM_MAGIC_OFFSET + 4))
+                stream.seek(0)
+                try:
+                    dataset = pydicom.dcmread(
+                        stream, stop_before_pixels=True, specific_tags=ALLOWED, force=not magic
+                    )
+                except InvalidDicomError:
+                    raise ValueError("not a DICOM file") from None
+                except Exception as error:  # noqa: BLE001 - messages of a corrupt parse may quote bytes
+                    raise ValueError(f"unreadable DICOM header ({type(error).__name__})") from None
+            result = self._normalise(dataset, magic, metadata)
+        if caught:
+            result.warnings.append(f"DICOM: the reader reported {len(caught)} problem(s) (values not shown)")
+        return result
 
     def _normalise(self, dataset: Any, magic: bool, metadata: FileMetadata) -> FileMetadata:
         if not magic:
@@ -109,11 +184,18 @@ class DicomExtractor:
 
 
 def _raw(dataset: Any, keyword: str, warnings: list[str]) -> Any:
+    """The attribute's value if it fits its VR, else None (with a warning naming the attribute only)."""
     try:
-        return dataset.get(keyword)
+        value = dataset.get(keyword)
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for malformed values
         warnings.append(f"DICOM {keyword}: unreadable value ({type(error).__name__})")
         return None
+    if value is None or value == "":
+        return None
+    if not valid_value(keyword, value):
+        warnings.append(f"DICOM {keyword}: value does not fit its VR {VR_OF.get(keyword, '?')}; dropped")
+        return None
+    return value
 
 
 def _text(dataset: Any, keyword: str, warnings: list[str]) -> str | None:
@@ -132,7 +214,7 @@ def _number(dataset: Any, keyword: str, warnings: list[str]) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
-        warnings.append(f"DICOM {keyword}: not a number: {str(value)[:40]!r}")
+        warnings.append(f"DICOM {keyword}: not a number; dropped")
         return None
 
 
@@ -147,7 +229,10 @@ def _spacing(dataset: Any, warnings: list[str]) -> list[float] | None:
         # Enhanced multi-frame objects keep it in the shared functional groups.
         try:
             value = dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
-        except (AttributeError, IndexError, KeyError):
+        except Exception:  # noqa: BLE001 - absent, or a malformed sequence
+            return None
+        if not valid_value("PixelSpacing", value):
+            warnings.append("DICOM PixelSpacing: value does not fit its VR DS; dropped")
             return None
     try:
         return [float(item) for item in value]
@@ -158,10 +243,17 @@ def _spacing(dataset: Any, warnings: list[str]) -> list[float] | None:
 
 def _transfer_syntax(dataset: Any, warnings: list[str]) -> str | None:
     meta = getattr(dataset, "file_meta", None)
-    value = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    try:
+        value = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    except Exception:  # noqa: BLE001 - a malformed file meta
+        value = None
     if value is None:
         warnings.append("DICOM file meta has no TransferSyntaxUID")
-    return str(value) if value else None
+        return None
+    if not valid_value("TransferSyntaxUID", value):
+        warnings.append("DICOM TransferSyntaxUID: value does not fit its VR UI; dropped")
+        return None
+    return str(value)
 
 
 def _acquisition_date(dataset: Any, warnings: list[str]) -> str | None:
@@ -203,7 +295,7 @@ def grouping_attributes(path: Path) -> dict[str, str] | None:
             with warnings_module.catch_warnings():
                 warnings_module.simplefilter("ignore")
                 dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=GROUPING_TAGS)
-    except (OSError, InvalidDicomError, ValueError, EOFError):
+    except Exception:  # noqa: BLE001 - not readable DICOM: placed by folder instead
         return None
     ignored: list[str] = []
     study = _text(dataset, "StudyInstanceUID", ignored)

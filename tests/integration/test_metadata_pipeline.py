@@ -11,10 +11,10 @@ from pathlib import Path
 import bagit
 from rocrate.rocrate import ROCrate
 
+from tests.dicom_mutants import CANARIES, with_canaries
 from tests.helpers import harvest_command, stays_false, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, copy_sample, harvest_json, run_scan, wait_for_revision
 from tests.unit.test_bagit_package import validate_harvest_json
-from tests.unit.test_extract import CANARIES, with_canaries
 
 DaemonFactory = Callable[[Path], Daemon]
 
