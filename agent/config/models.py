@@ -193,6 +193,11 @@ class TusDestination(_NetworkDestination):
     chunk_bytes: Annotated[int, Field(ge=64 << 10)] = Field(
         default=64 << 20, description="bytes per PATCH request, streamed (each acknowledged chunk is a resume point)"
     )
+    upload_hosts: list[Annotated[str, Field(pattern=r"^https?://[^/]+$")]] = Field(
+        default_factory=list,
+        description="other origins (scheme://host[:port]) the server may place uploads on; the credential is"
+        " sent there too. By default only the url's own origin is trusted",
+    )
 
 
 class S3Destination(_NetworkDestination):

@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -67,6 +67,17 @@ class _ChunkBody:
             yield bytes(chunk)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of *url*, the port made explicit (so :443 and no port are one origin)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 class TusTransport(DestinationTransport):
     def __init__(self, config: TusDestination) -> None:
         self.name = config.name
@@ -74,6 +85,7 @@ class TusTransport(DestinationTransport):
         self.url = config.url if config.url.endswith("/") else config.url + "/"
         self._session: requests.Session | None = None
         self._extensions: set[str] | None = None
+        self._trusted_origins = {_origin(self.url), *(_origin(host) for host in config.upload_hosts)}
 
     # ----- session and server capabilities ---------------------------------------
 
@@ -164,7 +176,15 @@ class TusTransport(DestinationTransport):
                 f"{self.name}: create upload: the server answered HTTP {response.status_code}"
                 f"{'' if location else ' without a Location header'}; will try again"
             )
-        return urljoin(self.url, location)  # a relative Location is resolved against the endpoint
+        upload_url = urljoin(self.url, location)  # a relative Location is resolved against the endpoint
+        if _origin(upload_url) not in self._trusted_origins:
+            # The credential goes only where the facility said: a server (or whoever answers
+            # in its place) cannot send it elsewhere with a Location header.
+            raise TransientError(
+                f"{self.name}: the server placed an upload on another origin ({_origin(upload_url)}); refused,"
+                " the credential is sent only to the configured url (or to upload_hosts)"
+            )
+        return upload_url
 
     def _offset(self, upload_url: str) -> int | None:
         """The server's offset for *upload_url*, or None if the upload no longer exists."""

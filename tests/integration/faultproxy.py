@@ -36,6 +36,7 @@ class FaultProxy:
         self.requests: list[bytes] = []  # the request line of each request seen (to count them)
         self.request_times: list[float] = []  # when each was seen (time.monotonic)
         self._responses: list[list[object]] = []
+        self.saw_authorization = False
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
 
@@ -64,6 +65,11 @@ class FaultProxy:
                     ).encode() + body
         return None
 
+    def set_header(self, name: str, value: str, count: int = 1) -> None:
+        """Give the next *count* replies that carry header *name* this *value* instead."""
+        with self._lock:
+            self._header_drops.append([name.lower().encode(), count, value.encode()])
+
     def drop_header(self, name: str, count: int = 1) -> None:
         with self._lock:
             self._header_drops.append([name.lower().encode(), count])
@@ -71,16 +77,19 @@ class FaultProxy:
     def _mangle(self, data: bytes) -> bytes:
         with self._lock:
             for drop in self._header_drops:
-                name, remaining = drop
+                name, remaining = drop[0], drop[1]
+                replacement = drop[2] if len(drop) > 2 else None
                 assert isinstance(name, bytes) and isinstance(remaining, int)
                 if remaining <= 0:
                     continue
                 head, separator, body = data.partition(b"\r\n\r\n")
                 pattern = re.compile(rb"\r\n" + re.escape(name) + rb":[^\r\n]*", re.IGNORECASE)
                 if separator and pattern.search(head):
-                    data = pattern.sub(b"", head, count=1) + separator + body
+                    new = b"" if replacement is None else b"\r\n" + name + b": " + replacement  # type: ignore[operator]
+                    start, end = pattern.search(head).span()  # type: ignore[union-attr]
+                    data = head[:start] + new + head[end:] + separator + body
                     drop[1] = remaining - 1
-                    self.applied.append(f"drop {name.decode()}")
+                    self.applied.append(f"{'set' if replacement is not None else 'drop'} {name.decode()}")
         return data
 
     def _next_fault(self, kinds: tuple[str, ...]) -> tuple[str, float] | None:
@@ -123,6 +132,8 @@ class FaultProxy:
                 if not data:
                     break
                 if direction == "up":
+                    if re.search(rb"(?im)^authorization:", data):
+                        self.saw_authorization = True
                     lines = re.findall(rb"(?m)^(?:GET|PUT|POST|HEAD|PATCH|DELETE|OPTIONS) [^\r\n]*", data)
                     for line in lines:
                         with self._lock:

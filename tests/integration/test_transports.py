@@ -242,3 +242,30 @@ def test_tus_tag_files_of_a_superseded_revision_are_terminated(tmp_path: Path) -
         assert json.loads((bag / "harvest.json").read_text())["dataset"]["revision"] == 3
     finally:
         tus.stop()
+
+
+def test_tus_credentials_never_follow_a_location_to_another_origin(tmp_path: Path) -> None:
+    from tests.integration.faultproxy import FaultProxy
+
+    tus = start_tus(tmp_path)
+    elsewhere = FaultProxy(tus.port)  # another origin (port) that reaches the same server
+    configured = FaultProxy(tus.port)
+    try:
+        session = tmp_path / "instrument" / "quinn" / "s1"
+        session.mkdir(parents=True)
+        (session / "a.tif").write_bytes(os.urandom(1 << 20))
+        # The creation's Location points at the other origin, as a hostile or broken server might.
+        configured.set_header("Location", f"http://127.0.0.1:{elsewhere.port}/files/stolen", count=50)
+        destination = {**tus.destination, "url": f"http://127.0.0.1:{configured.port}/files/"}
+        config = write_config(tmp_path, destinations=[destination])
+        result = subprocess.run(harvest_command("scan", "--config", str(config)), capture_output=True, text=True,
+                                env={**subprocess_env(), **tus.environment}, timeout=240)  # fmt: skip
+        assert result.returncode != 0, result.stdout
+        assert "another origin" in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert not elsewhere.saw_authorization and elsewhere.requests == [], elsewhere.requests
+        assert TUS_TOKEN not in result.stdout + result.stderr
+    finally:
+        configured.close()
+        elsewhere.close()
+        tus.stop()
