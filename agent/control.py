@@ -48,8 +48,36 @@ def control_address(state_dir: Path) -> tuple[str, str]:
     return path, "AF_UNIX"
 
 
+MAX_NESTING = 8  # requests are flat objects; anything deeper is refused before parsing
+
+
+def _nesting(text: str) -> int:
+    """How deeply brackets nest in a JSON text (outside strings), counted without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def _decode(raw: bytes) -> dict[str, Any]:
-    value = json.loads(raw.decode("utf-8"))
+    text = raw.decode("utf-8")
+    if _nesting(text) > MAX_NESTING:
+        raise ValueError(f"a message may nest at most {MAX_NESTING} levels")
+    value = json.loads(text)
     if not isinstance(value, dict):
         raise ValueError("a message must be a JSON object")
     return value
@@ -96,8 +124,11 @@ class ControlServer(threading.Thread):
                 if self._closing.is_set():
                     return
                 continue
-            with connection:
-                self._serve(connection)
+            try:
+                with connection:
+                    self._serve(connection)
+            except Exception:
+                logger.exception("control channel: a request failed; still listening")
 
     def _serve(self, connection: Connection) -> None:
         try:
@@ -110,8 +141,8 @@ class ControlServer(threading.Thread):
                 reply: dict[str, Any] = {"ok": False, "message": f"unknown command {command!r}"}
             else:
                 reply = self._handler(str(command), arguments)
-        except (OSError, EOFError, ValueError) as error:
-            reply = {"ok": False, "message": f"bad request: {error}"}
+        except (OSError, EOFError, ValueError, RecursionError) as error:
+            reply = {"ok": False, "message": f"bad request: {str(error)[:200]}"}
         with contextlib.suppress(OSError, EOFError):
             connection.send_bytes(json.dumps(reply).encode("utf-8"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 import sys
@@ -91,3 +92,28 @@ def test_an_agent_that_drops_the_connection_is_a_clear_error(tmp_path: Path) -> 
         with pytest.raises(ControlUnavailable, match="dropped the connection"):
             send_command(tmp_path, "ping")
         thread.join()
+
+
+def test_deeply_nested_or_hostile_requests_never_end_the_channel(tmp_path: Path) -> None:
+    def failing(command: str, arguments: dict[str, object]) -> dict[str, object]:
+        if command == "rescan":
+            raise RuntimeError("a bug in a handler")
+        return {"ok": True, "message": ""}
+
+    server = ControlServer(tmp_path, failing)
+    server.listen()
+    server.start()
+    try:
+        address, family = control_address(tmp_path)
+        too_deep = b'{"command": "ping", "args": ' + b'{"a": ' * 9 + b"{}" + b"}" * 9 + b"}"
+        for hostile in (b"[" * 60_000, b'{"command": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", too_deep):
+            with Client(address, family) as connection:
+                connection.send_bytes(hostile)
+                reply = json.loads(connection.recv_bytes())
+            assert reply["ok"] is False and "nest" in reply["message"], reply
+        with contextlib.suppress(Exception):
+            send_command(tmp_path, "rescan")  # the handler raises: the channel must survive it
+        assert server.is_alive()
+        assert send_command(tmp_path, "ping")["ok"] is True  # still serving
+    finally:
+        server.close()
