@@ -199,3 +199,23 @@ def test_published_metadata_schema_is_current_and_validates_output() -> None:
     )
     for path in [*DICOM_SAMPLES, *MALFORMED, *sorted((DATA / "ome-tiff").rglob("*.ome.tif*"))]:
         jsonschema.validate(json.loads(extract_metadata(path).model_dump_json()), published)
+
+
+def test_an_ome_xml_with_huge_channel_counts_is_summarised_by_its_first_channels(tmp_path: Path) -> None:
+    from agent.extract.ome import MAX_CHANNELS
+
+    count = 20_000
+    channels = "".join(f'<Channel ID="Channel:0:{n}" Name="c{n}" SamplesPerPixel="1"/>' for n in range(count))
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+        '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="1" SizeY="1"'
+        f' SizeZ="1" SizeC="{count}" SizeT="1">{channels}</Pixels></Image></OME>'
+    )
+    path = tmp_path / "many.ome.xml"
+    path.write_text(xml)
+    metadata = extract_metadata(path)
+    assert metadata.format != "generic", metadata.warnings
+    assert len(metadata.channels) == MAX_CHANNELS
+    assert any(f"more than {MAX_CHANNELS} channels" in warning for warning in metadata.warnings)
+    assert not any("SizeC" in warning for warning in metadata.warnings)
