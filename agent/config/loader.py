@@ -195,13 +195,16 @@ def load_config(file_path: Path) -> AgentConfig:
 
 
 def anchor_relative_paths(config: AgentConfig, base_path: Path) -> AgentConfig:
-    """Relative paths in a config file are relative to the file's folder, not the cwd."""
+    """Relative paths in a config file are relative to the file's folder, not the cwd; every
+    path is made absolute and normalised."""
 
     def anchored(path: Path) -> Path:
         # A Windows path (D:\Data, \\server\share) stays as written even when checked on Linux.
-        if path.is_absolute() or PureWindowsPath(str(path)).is_absolute():
+        if not path.is_absolute() and PureWindowsPath(str(path)).is_absolute():
             return path
-        return (base_path / path).absolute()
+        # Normalised (no "." or ".."): systemd ignores a ReadOnlyPaths= that is not, and
+        # every message and `config show` should name the folder plainly.
+        return Path(os.path.normpath((base_path / path).absolute()))
 
     log_file = config.logging.file
 

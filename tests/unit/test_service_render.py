@@ -23,3 +23,33 @@ def test_drop_in_makes_roots_read_only_and_destinations_writable(tmp_path: Path)
     assert f"ReadWritePaths={tmp_path / 'state'}" in drop_in
     assert f"ReadWritePaths={tmp_path / 'archive'}" in drop_in
     assert drop_in.splitlines()[1] == "[Service]"
+
+
+def test_relative_paths_are_normalised_so_systemd_applies_the_sandbox(tmp_path: Path) -> None:
+    import shutil
+
+    from agent.config import load_config
+    from agent.service import render_drop_in
+
+    (tmp_path / "demo" / "instrument").mkdir(parents=True)
+    (tmp_path / "demo" / "archive").mkdir()
+    (tmp_path / "config-examples").mkdir()
+    config_path = write_config(
+        tmp_path,
+        watch=[{"path": "../demo/instrument", "dataset": "{operator}/{session}"}],
+        destinations=[{"name": "archive", "type": "filesystem", "path": "../demo/./archive"}],
+        state_dir="../demo/state",
+    )
+    moved = config_path.rename(tmp_path / "config-examples" / "config.yaml")
+    config = load_config(moved)
+    assert config.watch[0].path == tmp_path / "demo" / "instrument"
+    assert config.state_dir == tmp_path / "demo" / "state"
+    drop_in = render_drop_in(config)
+    assert "/../" not in drop_in and "/./" not in drop_in
+    assert f"ReadOnlyPaths={tmp_path / 'demo' / 'instrument'}" in drop_in
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:  # where systemd is installed, it must not ignore any line
+        unit = tmp_path / "harvest-agent.service"
+        unit.write_text("[Service]\nExecStart=/bin/true\n" + drop_in.split("[Service]", 1)[-1])
+        result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+        assert "ignoring" not in result.stderr.lower() + result.stdout.lower(), result.stderr
