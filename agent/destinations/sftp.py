@@ -45,6 +45,7 @@ class SftpTransport(DestinationTransport):
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._uncommitted: set[str] = set()
+        self._staging_generation: dict[str, int] = {}
 
     # ----- connection and errors -------------------------------------------------------
 
@@ -175,7 +176,11 @@ class SftpTransport(DestinationTransport):
         remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
         final_path = self._remote(remote_key)
         key = f"{item.bag_path}\0{item.path_in_dataset}\0{item.sha256}".encode("utf-8", "surrogateescape")
-        staging_path = self._remote(STAGING_FOLDER, hashlib.sha256(key).hexdigest()[:32] + ".partial")
+        stem = hashlib.sha256(key).hexdigest()[:32]
+        # A staging name whose copy failed at the server gets a successor: a server can hold
+        # a broken state for one name (rclone's VFS after its folder was removed under it).
+        generation = self._staging_generation.get(stem, 0)
+        staging_path = self._remote(STAGING_FOLDER, f"{stem}{f'-{generation}' if generation else ''}.partial")
         try:
             sftp = self.sftp()
             try:
@@ -186,14 +191,25 @@ class SftpTransport(DestinationTransport):
             except FileNotFoundError:
                 pass
             self._uncommit(self._remote(item.bag_path))
-            self._makedirs(self._remote(STAGING_FOLDER))
             try:
-                self._copy(item, staging_path, remote_key, control)
-            except FileNotFoundError:
-                # The staging folder was removed behind our back (a cleanup job on the
-                # server): make it again and copy once more from the start.
-                self._makedirs(self._remote(STAGING_FOLDER))
-                self._copy(item, staging_path, remote_key, control, fresh=True)
+                for attempt in (1, 2):
+                    try:
+                        self._makedirs(self._remote(STAGING_FOLDER))
+                        self._copy(item, staging_path, remote_key, control, fresh=attempt > 1)
+                        break
+                    except (OSError, paramiko.SSHException, EOFError):
+                        # The staging folder removed behind our back (a cleanup job on the
+                        # server), or the file broken there: once more at once, under a new
+                        # staging name and on a new connection.
+                        generation += 1
+                        self._staging_generation[stem] = generation
+                        with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
+                            sftp.remove(staging_path)
+                        if attempt == 2:
+                            raise
+                        self.close()
+                        sftp = self.sftp()
+                        staging_path = self._remote(STAGING_FOLDER, f"{stem}-{generation}.partial")
             except ItemError:  # also a source that changed or vanished mid-copy
                 with contextlib.suppress(OSError):
                     sftp.remove(staging_path)  # named by this version's SHA-256: never resumed
@@ -234,8 +250,7 @@ class SftpTransport(DestinationTransport):
         try:
             check_identity(item.source_path, source, item.identity, "before")
             offset = 0 if fresh else min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
-            if not fresh:
-                control.started(remote_key, offset or None)
+            control.started(remote_key, offset or None)
             if item.identity.size_bytes >= CHECKPOINT_BYTES and not item.resume_state and not fresh:
                 control.save_state({"staging": posixpath.basename(staging_path)})  # removed if superseded
             with self.sftp().open(staging_path, "r+b" if offset else "wb") as remote:
