@@ -154,11 +154,59 @@ _UNION_TAGS = {
 }
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_VALUES = 100_000  # scalars, mappings and sequences once aliases are expanded
+
+
+def _refuse(file_path: Path, line: int | None, message: str) -> ConfigInvalid:
+    return ConfigInvalid([ConfigProblem(file_path, line, "", message)])
+
+
+def _check_shape(node: yaml.Node, file_path: Path) -> None:
+    """Refuse YAML bombs before any value is built: alias expansion, nesting, duplicate keys.
+
+    Walks the composed node graph iteratively (no recursion), counting a node again each
+    time an alias reaches it, which is what building the values would cost.
+    """
+    pending: list[tuple[yaml.Node, int]] = [(node, 1)]
+    values = 0
+    while pending:
+        current, depth = pending.pop()
+        values += 1
+        line = current.start_mark.line + 1
+        if values > MAX_VALUES:
+            raise _refuse(file_path, line, f"more than {MAX_VALUES} values once aliases are expanded; refused")
+        if depth > MAX_DEPTH:
+            raise _refuse(file_path, line, f"nested more than {MAX_DEPTH} levels deep; refused")
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in current.value:
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+                key_line = key_node.start_mark.line + 1
+                if key is not None and key != "<<":
+                    if key in seen:
+                        raise _refuse(
+                            file_path, key_line, f"key {key!r} appears twice (lines {seen[key]} and {key_line})"
+                        )
+                    seen[key] = key_line
+                pending.append((key_node, depth + 1))
+                pending.append((value_node, depth + 1))
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend((item, depth + 1) for item in current.value)
+
+
 def parse_config(text: str, file_path: Path) -> AgentConfig:
     """Validate YAML *text*; raise ``ConfigInvalid`` with located problems."""
+    if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+        raise _refuse(file_path, None, f"the config file is larger than {MAX_CONFIG_BYTES >> 20} MiB; refused")
     try:
         node = yaml.compose(text)
+        if node is not None:
+            _check_shape(node, file_path)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise _refuse(file_path, None, f"nested more than {MAX_DEPTH} levels deep; refused") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from agent.config import ConfigInvalid, load_config, parse_config, resolve_confi
 from agent.config.loader import default_config_path
 from agent.config.models import FilesystemDestination
 from agent.errors import ConfigError
+from tests.helpers import harvest_command, subprocess_env
 
 MINIMAL = """\
 version: 1
@@ -141,3 +143,35 @@ def test_config_examples_are_valid() -> None:
     assert examples
     for example in examples:
         load_config(example)
+
+
+def _bomb(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_bomb(), "values once aliases are expanded"),
+        ("a: " + "[" * 900 + "]" * 900 + "\n", "nested more than"),
+        ("x:\n" + "".join("  " * depth + f"k{depth}:\n" for depth in range(1, 60)) + "\n", "nested more than"),
+        ("version: 1\nstate_dir: /var/lib/a\nstate_dir: /\n", "key 'state_dir' appears twice (lines 2 and 3)"),
+        ("# padding\n" * 120_000, "larger than 1 MiB"),
+    ],
+    ids=["billion-laughs", "deep-flow", "deep-block", "duplicate-key", "huge"],
+)
+def test_hostile_yaml_is_a_located_one_line_error(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    result = subprocess.run(
+        harvest_command("config", "check", str(path)), capture_output=True, text=True, env=subprocess_env(),
+        timeout=60,  # a hang detector: a bomb must be refused, not expanded
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr and str(path) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
