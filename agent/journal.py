@@ -167,10 +167,18 @@ class Journal:
                     uri, uri=True, timeout=READER_BUSY_SECONDS, check_same_thread=False, factory=_Connection
                 )
             else:
-                state_dir.mkdir(parents=True, exist_ok=True)
+                if not state_dir.exists():
+                    # Private: the journal names every file and dataset (0750 with the
+                    # operators' group comes from the systemd unit's StateDirectoryMode).
+                    state_dir.mkdir(parents=True, mode=0o700)
+                new = not self.path.exists()
                 self._db = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False, factory=_Connection
                 )
+                with contextlib.suppress(FileNotFoundError):
+                    if new or self.path.stat().st_mode & 0o007:
+                        # 0600 whatever the umask (SQLite gives its -wal and -shm files the same mode).
+                        self.path.chmod(0o600 if new else self.path.stat().st_mode & 0o770)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL in WAL mode is durable across process crashes; an fsync at
                 # each checkpoint guards against power loss.

@@ -7,6 +7,7 @@ a secret that reaches an exception message never reaches a log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -76,6 +77,9 @@ def setup_logging(config: AgentConfig, *, verbose: bool = False) -> None:
                 errors="backslashreplace",
             )
         )
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.chmod(0o640)  # never readable by other local users, whatever the umask
     secret_filter = SecretFilter()
     for handler in handlers:
         handler.setFormatter(formatter)

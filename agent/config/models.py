@@ -172,6 +172,10 @@ class FilesystemDestination(_RateLimited):
     checkpoint_bytes: Annotated[int, Field(ge=1 << 20)] = Field(
         default=64 << 20, description="a large copy is made durable and journalled every this many bytes"
     )
+    file_mode: Annotated[int, Field(ge=0, le=0o777)] = Field(
+        default=0o640,
+        description="permissions of archived files (YAML: 0o640); never wider than the source file's own",
+    )
 
 
 class _NetworkDestination(_RateLimited):

@@ -18,6 +18,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import stat as stat_module
 import sys
 import uuid
 from pathlib import Path
@@ -82,6 +83,7 @@ class FilesystemTransport(DestinationTransport):
         self.name = config.name
         self.root_path = config.path
         self.checkpoint_bytes = config.checkpoint_bytes
+        self.file_mode = config.file_mode
         self._unsynced: list[Path] = []
         self._root = str(config.path)
         self._staging_ready = False
@@ -208,7 +210,11 @@ class FilesystemTransport(DestinationTransport):
         try:
             check_identity(item.source_path, source, item.identity, "before")
             flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | (0 if offset else os.O_TRUNC)
-            target = os.open(staging_path, flags, 0o644)
+            # The configured mode, never wider than the source's: a 0600 file stays private.
+            mode = self.file_mode & stat_module.S_IMODE(os.fstat(source).st_mode)
+            target = os.open(staging_path, flags, mode)
+            if hasattr(os, "fchmod"):
+                os.fchmod(target, mode)  # exact, whatever the umask or an earlier partial had
             try:
                 if offset:
                     os.ftruncate(target, offset)

@@ -172,3 +172,61 @@ def test_full_destination_is_transient(tmp_path: Path) -> None:
     with pytest.raises(TransientError, match="No space left on device"):
         transport.deliver(item, RecordingControl())
     assert not (tmp_path / "archive/FAC/alice/s1/data/sub/src.bin").exists()
+
+
+def test_modes_follow_the_config_never_the_umask_and_never_widen_the_source(tmp_path: Path) -> None:
+    import stat
+
+    from agent.journal import Journal
+
+    old_umask = os.umask(0o000)  # the worst case: everything would be world-writable
+    try:
+        journal = Journal(tmp_path / "state")
+        journal.set_facts({"x": "1"})
+        assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+        for name in ("journal.sqlite3", "journal.sqlite3-wal"):
+            assert stat.S_IMODE((tmp_path / "state" / name).stat().st_mode) == 0o600, name
+        journal.close()
+        private = tmp_path / "private.raw"
+        private.write_bytes(b"secret acquisition")
+        private.chmod(0o600)
+        shared = tmp_path / "shared.raw"
+        shared.write_bytes(b"open acquisition")
+        shared.chmod(0o644)
+        archive = tmp_path / "archive"
+        archive.mkdir()
+        transport = FilesystemTransport(FilesystemDestination(name="a", type="filesystem", path=archive))
+        for source in (private, shared):
+            item = PayloadItem(
+                source_path=source, identity=identity_of(source.stat()),
+                sha256=hashlib.sha256(source.read_bytes()).hexdigest(), bag_path="FAC/alice/s1",
+                path_in_dataset=source.name, resume_offset_bytes=0,
+            )  # fmt: skip
+            transport.deliver(item, RecordingControl())
+        transport.sync()
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in archive.rglob("*.raw")}
+        assert modes == {"private.raw": 0o600, "shared.raw": 0o640}, modes
+    finally:
+        os.umask(old_umask)
+
+
+def test_the_log_file_is_never_readable_by_other_users(tmp_path: Path) -> None:
+    import logging
+    import stat
+
+    from agent.config import load_config
+    from agent.logsetup import setup_logging
+    from tests.helpers import write_config
+
+    (tmp_path / "instrument").mkdir()
+    (tmp_path / "archive").mkdir()
+    log_file = tmp_path / "logs" / "agent.log"
+    config = load_config(write_config(tmp_path, logging={"file": str(log_file)}))
+    old_umask = os.umask(0o000)
+    try:
+        setup_logging(config)
+        logging.getLogger("agent").warning("a line")
+    finally:
+        os.umask(old_umask)
+        logging.basicConfig(handlers=[logging.NullHandler()], force=True)
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o640
