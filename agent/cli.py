@@ -19,6 +19,7 @@ import typer
 from agent import __version__
 from agent.config import AgentConfig, ConfigInvalid, load_config, resolve_config_path
 from agent.errors import FatalError, HarvestError
+from agent.redact import redact
 
 app = typer.Typer(
     name="harvest",
@@ -39,7 +40,7 @@ ConfigOption = Annotated[
 
 
 def _fail(error: HarvestError) -> typer.Exit:
-    typer.echo(f"harvest: {error}", err=True)
+    typer.echo(redact(f"harvest: {error}"), err=True)
     return typer.Exit(error.exit_code)
 
 

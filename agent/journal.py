@@ -51,7 +51,9 @@ from agent.journal_schema import (
     DestinationHealth,
     FileState,
 )
-from agent.package.names import UnrepresentableName, disambiguated, display, encode_component, fold_key
+from agent.package.names import UnrepresentableName, disambiguated, encode_component, fold_key
+from agent.package.names import display as _display
+from agent.redact import redact
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
@@ -142,6 +144,11 @@ def _refuse_empty(path: Path) -> None:
             f"journal {path} is empty (0 bytes): it was truncated. Restore it from a backup, or move it away"
             " to start afresh (every file is then checked again; bags already archived are kept)"
         )
+
+
+def display(text: str) -> str:
+    """Text fit to store for people: printable, and with no secret in it (``agent.redact``)."""
+    return redact(_display(text))
 
 
 def legacy_archive_key(dataset_key: str) -> str:
@@ -766,7 +773,7 @@ class Journal:
             db.execute(
                 "INSERT OR REPLACE INTO destinations (name, state, reason, next_retry_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (name, health, reason, next_retry_at, time.time()),
+                (name, health, None if reason is None else display(reason), next_retry_at, time.time()),
             )
 
     def record_error(self, kind: str, message: str, *, path: str | None = None, destination: str | None = None) -> None:

@@ -1,8 +1,8 @@
 """Logging: text or JSON lines to stderr (journald collects them), plus a rotating file.
 
 Where no journald collects stderr (Windows, or ``logging.file`` set) the same lines go
-to a size-rotated file. A filter masks every credential resolved in this process, so
-a secret that reaches an exception message never reaches a log.
+to a size-rotated file. Every formatted line, tracebacks included, passes through
+``agent.redact``: a secret that reaches an exception message never reaches a log.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from agent import credentials
 from agent.config.models import AgentConfig
+from agent.redact import redact
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -34,20 +34,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-class SecretFilter(logging.Filter):
-    """Replace any resolved credential in a record's final text with ``***``."""
+class RedactingFormatter(logging.Formatter):
+    """Formats a record (its traceback included), then masks secrets in the whole text."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        secrets = credentials.resolved_secrets()
-        if not secrets:
-            return True
-        message = record.getMessage()
-        masked = message
-        for secret in secrets:
-            masked = masked.replace(secret, "***")
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._inner.format(record))
 
 
 def log_file_path(config: AgentConfig) -> Path | None:
@@ -80,10 +75,8 @@ def setup_logging(config: AgentConfig, *, verbose: bool = False) -> None:
     if path is not None:
         with contextlib.suppress(OSError):
             path.chmod(0o640)  # never readable by other local users, whatever the umask
-    secret_filter = SecretFilter()
     for handler in handlers:
-        handler.setFormatter(formatter)
-        handler.addFilter(secret_filter)
+        handler.setFormatter(RedactingFormatter(formatter))
     logging.basicConfig(level=level, handlers=handlers, force=True)
     logging.getLogger("watchdog").setLevel(logging.WARNING)
     for noisy in ("botocore", "boto3", "urllib3", "paramiko", "s3transfer"):

@@ -37,6 +37,7 @@ from agent.journal import FileRecord, FileState, Journal, SettledFile
 from agent.lock import StateDirLock
 from agent.metrics import MetricsServer
 from agent.notify import Notifier
+from agent.redact import redact
 from agent.settle import Candidate, SettleTracker
 from agent.watch import Found, RootWatcher, relative_posix, scan_tree
 
@@ -309,7 +310,7 @@ class Engine:
             rate = self._rates[name].update(worker.bytes_sent, now)
             # A rate is shown only while something is being sent; idle is no rate at all.
             facts[f"rate.{name}"] = f"{rate:.0f}" if worker.live else "0"
-            facts[f"retrying.{name}"] = worker.retrying or ""
+            facts[f"retrying.{name}"] = redact(worker.retrying or "")
         return facts
 
     @property

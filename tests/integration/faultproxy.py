@@ -44,15 +44,15 @@ class FaultProxy:
         with self._lock:
             self.faults.append((kind, amount))
 
-    def respond(self, status: int, count: int, retry_after: float | None = None) -> None:
+    def respond(self, status: int, count: int, retry_after: float | None = None, reason: str = "Injected") -> None:
         """Answer the next *count* requests with *status* (and Retry-After) instead of the server."""
         with self._lock:
-            self._responses.append([status, count, retry_after])
+            self._responses.append([status, count, retry_after, reason])
 
     def _canned(self) -> bytes | None:
         with self._lock:
             for response in self._responses:
-                status, remaining, retry_after = response
+                status, remaining, retry_after, reason = response
                 assert isinstance(status, int) and isinstance(remaining, int)
                 if remaining > 0:
                     response[1] = remaining - 1
@@ -60,7 +60,7 @@ class FaultProxy:
                     extra = f"Retry-After: {retry_after:g}\r\n" if retry_after is not None else ""
                     body = b"injected\n"
                     return (
-                        f"HTTP/1.1 {status} Injected\r\nContent-Length: {len(body)}\r\n{extra}"
+                        f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n{extra}"
                         "Connection: close\r\n\r\n"
                     ).encode() + body
         return None

@@ -269,3 +269,33 @@ def test_tus_credentials_never_follow_a_location_to_another_origin(tmp_path: Pat
         configured.close()
         elsewhere.close()
         tus.stop()
+
+
+def test_a_token_echoed_by_the_server_is_masked_everywhere(tmp_path: Path) -> None:
+    from tests.integration.faultproxy import FaultProxy
+
+    tus = start_tus(tmp_path)
+    proxy = FaultProxy(tus.port)
+    try:
+        copy_sample("dicom/single/CT_small.dcm", tmp_path / "instrument" / "rae" / "s1")
+        proxy.respond(400, count=1000, reason=f"Bad Request for token {TUS_TOKEN} at ?token={TUS_TOKEN}")
+        destination = {**tus.destination, "url": tus.destination["url"].replace(str(tus.port), str(proxy.port))}
+        log_file = tmp_path / "agent.log"
+        config = write_config(tmp_path, destinations=[destination], logging={"file": str(log_file), "level": "debug"})
+        env = {**subprocess_env(), **tus.environment}
+        scan = subprocess.run(harvest_command("scan", "--config", str(config)), capture_output=True, text=True,
+                              env=env, timeout=300)  # fmt: skip
+        assert scan.returncode != 0
+        assert "Bad Request for token" in scan.stdout + scan.stderr + log_file.read_text(), "the reason was seen"
+        status = subprocess.run(harvest_command("status", "--json", "--config", str(config)), capture_output=True,
+                                text=True, env=env, timeout=60)  # fmt: skip
+        texts = {"scan": scan.stdout + scan.stderr, "status": status.stdout + status.stderr,
+                 "log": log_file.read_text()}  # fmt: skip
+        for path in (tmp_path / "state").iterdir():
+            if path.is_file():
+                texts[path.name] = path.read_bytes().decode("latin-1")
+        leaked = [where for where, text in texts.items() if TUS_TOKEN in text]
+        assert leaked == [], leaked
+    finally:
+        proxy.close()
+        tus.stop()

@@ -14,7 +14,7 @@ from agent.config.models import AcquisitionGuard as GuardSettings
 from agent.config.show import effective_yaml, redact
 from agent.doctor import _check_skew, count_folders, filesystem_type
 from agent.guard import AcquisitionGuard
-from agent.logsetup import SecretFilter, log_file_path
+from agent.logsetup import RedactingFormatter, log_file_path
 from tests.helpers import write_config
 
 
@@ -46,8 +46,25 @@ def test_a_resolved_secret_never_reaches_a_log_line(monkeypatch: pytest.MonkeyPa
     record = logging.LogRecord(
         "agent", logging.ERROR, __file__, 1, "upload failed: %s", ("bad s3cr3t-token-value",), None
     )
-    SecretFilter().filter(record)
-    assert record.getMessage() == "upload failed: bad ***"
+    assert RedactingFormatter(logging.Formatter("%(message)s")).format(record) == "upload failed: bad ***"
+    try:
+        raise ValueError("server said: token s3cr3t-token-value rejected")
+    except ValueError:
+        import sys as sys_module
+
+        traced = logging.LogRecord("agent", logging.ERROR, __file__, 1, "failed", (), sys_module.exc_info())
+    text = RedactingFormatter(logging.Formatter("%(message)s")).format(traced)
+    assert "Traceback" in text and "s3cr3t-token-value" not in text  # tracebacks too
+
+
+def test_credential_shaped_parts_of_any_text_are_masked() -> None:
+    from agent.redact import redact
+
+    assert redact("GET https://alice:hunter22@archive.example/x") == "GET https://***@archive.example/x"
+    assert redact("PUT /b/k?X-Amz-Signature=abcdef123&part=1") == "PUT /b/k?X-Amz-Signature=***&part=1"
+    assert redact("see /upload?token=abc123def") == "see /upload?token=***"
+    assert redact("Authorization: Bearer abcdef123456") == "Authorization: Bearer ***"
+    assert redact("a plain message about 10 files") == "a plain message about 10 files"
 
 
 def test_log_file_auto_is_used_only_without_journald_on_windows(
