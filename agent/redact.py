@@ -19,7 +19,7 @@ _QUERY_SECRET = re.compile(
     r"(?i)([?&;](?:access_token|token|key|secret|password|passwd|pwd|sig|signature|x-amz-signature"
     r"|x-amz-credential|x-amz-security-token|api_key|apikey)=)[^&\s#'\"]+"
 )
-_AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic|token)\s+[a-z0-9._~+/=-]{6,}")
+_AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{6,}")
 
 
 def redact(text: str) -> str:

@@ -205,12 +205,17 @@ def report_from(journal: Journal) -> dict[str, Any]:
 
 
 def _uncommitted_datasets(journal: Journal) -> int:
-    """Datasets still open, or closed but not committed (at their revision) at a destination."""
+    """Datasets still open, never committed anywhere, or whose commit is not (yet) of their revision.
+
+    Only destinations that hold a commit row count: a rule may send to some destinations
+    only, and a destination still missing data shows in the deliveries waiting or failed.
+    """
     return int(
         journal.query(
-            "SELECT COUNT(*) FROM datasets s WHERE s.state = 'open' OR EXISTS (SELECT 1 FROM destinations t"
-            " WHERE NOT EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id AND c.destination = t.name"
-            " AND c.revision = s.revision AND c.state = 'committed'))"
+            "SELECT COUNT(*) FROM datasets s WHERE s.state = 'open'"
+            " OR NOT EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id)"
+            " OR EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id"
+            " AND (c.state != 'committed' OR c.revision < s.revision))"
         )[0][0]
     )
 

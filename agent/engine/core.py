@@ -355,6 +355,11 @@ class Engine:
             self._hints.put(self._hints.get(timeout=timeout))
 
     def _start_scans(self) -> None:
+        # Gaps whose folder or file no longer exists are no gaps (a scan meets them no more).
+        for root_key, gap_path in list(self._gaps):
+            if gap_path != "./" and not os.path.lexists(Path(root_key) / gap_path.rstrip("/")):
+                self._journal.clear_gap(root_key, gap_path)
+                self._gaps.discard((root_key, gap_path))
         self._scans = [(root, self._scan_root(root)) for root in self._roots]
         self._next_scan = time.monotonic() + self.config.scan.interval_seconds
 
@@ -468,6 +473,10 @@ class Engine:
 
     def _settle(self) -> None:
         result = self._tracker.poll()
+        for candidate in result.vanished:  # a file that was a gap and is gone is no gap any more
+            if (candidate.root, candidate.rel_path) in self._gaps:
+                self._journal.clear_gap(candidate.root, candidate.rel_path)
+                self._gaps.discard((candidate.root, candidate.rel_path))
         if not result.settled:
             return
         settled = [self._placement(candidate) for candidate in result.settled]

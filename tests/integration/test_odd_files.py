@@ -117,6 +117,15 @@ def test_an_unlistable_subfolder_makes_its_dataset_incomplete_and_status_say_so(
     report = json.loads(status.stdout)
     dataset = next(item for item in report["datasets"] if item["key"] == "alice/s1")
     assert dataset["state"] == "incomplete"
+    assert report["unreadable"]["count"] == 1 and report["health"]["state"] != "healthy"
+
+    # The folder is removed: it is no gap any more, and nothing else is left unreadable.
+    import shutil
+
+    shutil.rmtree(session / "locked")
+    assert run_scan(config).returncode == 0
+    after = json.loads(Daemon(config, tmp_path / "unused.log").harvest("status", "--json").stdout)
+    assert after["unreadable"]["count"] == 0
 
 
 def test_a_forced_close_lists_the_still_growing_file_as_missing(tmp_path: Path, daemon_factory: DaemonFactory) -> None:

@@ -18,6 +18,7 @@ from agent.journal import (
     Journal,
     SettledFile,
 )
+from tests.helpers import wait_for
 
 
 def settled(rel_path: str, size: int = 10, key: str | None = "alice/s1") -> SettledFile:
@@ -228,7 +229,7 @@ def test_oldest_unsafe_age_counts_from_first_sight_not_from_checkpoints(tmp_path
     journal.record_hashes([(record, "cd" * 32, None)], {"/root": ["archive"]})
     delivery = journal.deliveries_to_send("archive", 1)[0]
     journal.start_delivery(delivery, "key", None)
-    time.sleep(0.05)  # not a timing assertion: only makes the checkpoint's time differ
+    wait_for(lambda: time.time() > first_seen + 0.01, what="the clock to move past first sight")
     journal.checkpoint_delivery(delivery, 600)  # moves updated_at, never the age
     unsafe = report_from(journal)["oldest_unsafe"]
     assert unsafe is not None
