@@ -27,7 +27,9 @@ from agent.datasets import DatasetTimers, missing_fileset_members, place
 from agent.destinations import build_transports
 from agent.destinations.base import DestinationTransport
 from agent.engine.commands import CommandHandler
+from agent.engine.gaps import Gaps
 from agent.engine.hash_worker import HashWorker
+from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
 from agent.errors import JournalWriteError
 from agent.filters import PathFilter
@@ -44,7 +46,6 @@ from agent.watch import Found, RootWatcher, relative_posix, scan_tree
 logger = logging.getLogger(__name__)
 SCAN_SLICE = 2000
 HEARTBEAT_SECONDS = 2.0
-HUNG_WORKER_SECONDS = 120.0
 WATCHER_CHECK_SECONDS = 5.0
 EXCLUDED_SIZES_KEPT = 4096  # excluded files whose size is remembered for the acquisition guard
 
@@ -101,7 +102,7 @@ class Engine:
         )
         self._timers = DatasetTimers(config.settle)
         self._journal = Journal(config.state_dir)
-        self._gaps = set(self._journal.gap_paths())
+        self._gaps = Gaps(self._journal, on_dataset=self._timers.touch)
         self._published_settling = -1
         self._troubles = 0
         self._scans: list[tuple[_Root, Iterator[Found]]] = []
@@ -117,7 +118,7 @@ class Engine:
             for transport in self.transports
         ]
         # Worker supervision: restarts per worker name, and when and why the last one was.
-        self._restarts: dict[str, tuple[int, float, str]] = {}
+        self._restarts = RestartLog()
         self.commands = CommandHandler(self)
         self._control: ControlServer | None = None
         self._metrics: MetricsServer | None = None
@@ -355,11 +356,7 @@ class Engine:
             self._hints.put(self._hints.get(timeout=timeout))
 
     def _start_scans(self) -> None:
-        # Gaps whose folder or file no longer exists are no gaps (a scan meets them no more).
-        for root_key, gap_path in list(self._gaps):
-            if gap_path != "./" and not os.path.lexists(Path(root_key) / gap_path.rstrip("/")):
-                self._journal.clear_gap(root_key, gap_path)
-                self._gaps.discard((root_key, gap_path))
+        self._gaps.prune()
         self._scans = [(root, self._scan_root(root)) for root in self._roots]
         self._next_scan = time.monotonic() + self.config.scan.interval_seconds
 
@@ -374,40 +371,9 @@ class Engine:
             follow_symlinks=root.rule.follow_symlinks,
             start=start,
             on_error=lambda path, message: self._journal.record_error("watch", f"{path}: {message}", path=path),
-            on_unreadable=lambda path, folder, reason: self._unreadable(root, path, folder, reason),
-            on_listed=lambda folder: self._folder_listed(root, folder),
+            on_unreadable=lambda path, folder, reason: self._gaps.unreadable(root.rule, path, folder, reason),
+            on_listed=lambda folder: self._gaps.listed(root.rule, folder),
         )
-
-    def _unreadable(self, root: _Root, path: str, folder: bool, reason: str) -> None:
-        """A scan could not read part of the tree: where the part belongs to a dataset, a
-        gap makes the dataset incomplete until it can be read (status shows every gap)."""
-        if Path(path) == root.path:
-            self._record_gap(root, "./", reason)  # the whole root: no dataset to name
-            return
-        rel_path = relative_posix(root.path, Path(path))
-        if rel_path is not None:
-            self._record_gap(root, rel_path + "/" if folder else rel_path, reason)
-
-    def _record_gap(self, root: _Root, gap_path: str, reason: str) -> None:
-        match = None
-        if root.rule.group_by == "folder" and gap_path != "./":
-            # A folder's dataset is the one a file inside it would belong to.
-            match = root.template.match(gap_path + "_" if gap_path.endswith("/") else gap_path)
-        dataset_id = self._journal.record_gap(
-            root.key, gap_path, reason, match.dataset_key if match else None, match.fields if match else {}
-        )
-        self._gaps.add((root.key, gap_path))
-        if dataset_id is not None:
-            self._timers.touch(dataset_id)
-
-    def _folder_listed(self, root: _Root, folder: Path) -> None:
-        if not self._gaps:
-            return
-        rel_path = "." if folder == root.path else relative_posix(root.path, folder)
-        key = (root.key, f"{rel_path}/")
-        if rel_path is not None and key in self._gaps:
-            self._journal.clear_gap(*key)
-            self._gaps.discard(key)
 
     def _advance_scans(self) -> None:
         budget = SCAN_SLICE
@@ -473,10 +439,7 @@ class Engine:
 
     def _settle(self) -> None:
         result = self._tracker.poll()
-        for candidate in result.vanished:  # a file that was a gap and is gone is no gap any more
-            if (candidate.root, candidate.rel_path) in self._gaps:
-                self._journal.clear_gap(candidate.root, candidate.rel_path)
-                self._gaps.discard((candidate.root, candidate.rel_path))
+        self._gaps.vanished((candidate.root, candidate.rel_path) for candidate in result.vanished)
         if not result.settled:
             return
         settled = [self._placement(candidate) for candidate in result.settled]
@@ -545,10 +508,13 @@ class Engine:
         if reason.startswith("forced"):
             self._journal.record_error("dataset", f"dataset {dataset.dataset_key} was closed by force: {reason}")
             root = next((root for root in self._roots if root.key == dataset.root), None)
+            still_written = (
+                "still being written when the dataset was closed by force (dataset_max_open_seconds);"
+                " a later revision will hold it"
+            )
             for candidate in self._pending_in(dataset.root, dataset.dataset_key):
                 if root is not None:
-                    self._record_gap(root, candidate.rel_path, "still being written when the dataset was closed by"
-                                     " force (dataset_max_open_seconds); a later revision will hold it")  # fmt: skip
+                    self._gaps.record(root.rule, candidate.rel_path, still_written)
         self._journal.close_dataset(dataset_id, reason)
 
     def _close_datasets(self) -> None:
@@ -564,42 +530,25 @@ class Engine:
             return
         if not self._hash_worker.is_alive():
             reason = self._hash_worker.last_error or "ended unexpectedly"
-            self._note_restart("hash", reason)
+            self._restarts.note("hash", reason, self._journal)
             self._hash_worker = self._new_hash_worker()
             self._hash_worker.start()
         for index, worker in enumerate(self._transfer_workers):
             if worker.is_alive() or worker.gave_up:
                 continue
-            self._note_restart(f"transfer-{worker.transport.name}", worker.last_error or "ended unexpectedly")
+            self._restarts.note(
+                f"transfer-{worker.transport.name}", worker.last_error or "ended unexpectedly", self._journal
+            )
             replacement = self._new_transfer_worker(worker.transport, worker.operator_paused)
             self._transfer_workers[index] = replacement
             replacement.start()
 
-    def _note_restart(self, name: str, reason: str) -> None:
-        count = self._restarts.get(name, (0, 0.0, ""))[0] + 1
-        self._restarts[name] = (count, time.time(), reason)
-        message = f"worker {name} stopped ({reason}); restarted it (restart {count})"
-        logger.error(message)
-        with contextlib.suppress(Exception):  # the journal may be what failed
-            self._journal.record_error("internal", message)
-
     def worker_facts(self) -> dict[str, dict[str, object]]:
         """Each worker thread: alive, restarts, internal errors, last error (for status and metrics)."""
-        now = time.monotonic()
-        facts: dict[str, dict[str, object]] = {}
-        workers: list[tuple[str, HashWorker | TransferWorker]] = [("hash", self._hash_worker)]
-        workers += [(f"transfer-{worker.transport.name}", worker) for worker in self._transfer_workers]
-        for name, worker in workers:
-            count, at, reason = self._restarts.get(name, (0, 0.0, ""))
-            facts[name] = {
-                "alive": worker.is_alive() or getattr(worker, "gave_up", False),
-                "stalled": worker.is_alive() and worker.heartbeat > 0 and now - worker.heartbeat > HUNG_WORKER_SECONDS,
-                "restarts": count,
-                "last_restart_at": at or None,
-                "last_restart_reason": reason or None,
-                "internal_errors": worker.internal_errors,
-            }
-        return facts
+        return self._restarts.facts(
+            [("hash", self._hash_worker, False)]
+            + [(f"transfer-{worker.transport.name}", worker, worker.gave_up) for worker in self._transfer_workers]
+        )
 
     def _check_watchers(self) -> None:
         for root in self._roots:
