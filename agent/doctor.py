@@ -58,7 +58,39 @@ def run_checks(config_path: Path) -> list[Check]:
     checks.extend(_check_destinations(config))
     checks.append(_check_keyring(config))
     checks.extend(_check_inotify(config))
+    checks.extend(_check_metrics(config))
     return checks
+
+
+def _check_metrics(config: AgentConfig) -> Iterator[Check]:
+    """The endpoint's credential resolves and its certificate and key load (the port itself binds at run)."""
+    settings = config.metrics
+    if settings is None:
+        return
+    from agent.metrics_server import tls_context
+
+    name = f"metrics {settings.listen}"
+    try:
+        if settings.credential:
+            credentials.resolve(settings.credential)
+        tls_context(settings)
+    except HarvestError as error:
+        yield Check(name, "fail", str(error), "provide the metrics credential like a destination's")
+        return
+    except (OSError, ValueError) as error:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        yield Check(name, "fail", f"TLS certificate or key unusable: {detail}", "check metrics.tls paths and modes")
+        return
+    exposure = "loopback only" if not settings.allow_remote else "network, " + " and ".join(
+        part
+        for part, present in (
+            ("bearer token", settings.credential),
+            ("mutual TLS", settings.tls and settings.tls.client_ca),
+            ("TLS", settings.tls and not settings.tls.client_ca),
+        )
+        if present
+    )
+    yield Check(name, "ok", f"{exposure}; /status detail: {settings.status_detail}")
 
 
 def _check_root(rule: WatchRule) -> Check:
@@ -162,6 +194,8 @@ def _keyring_backend() -> str | None:
 
 def _check_keyring(config: AgentConfig) -> Check:
     names = [name for d in config.destinations if (name := getattr(d, "credential", None))]
+    if config.metrics is not None and config.metrics.credential:
+        names.append(config.metrics.credential)
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     from_keyring = [
         name

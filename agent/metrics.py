@@ -1,4 +1,4 @@
-"""Prometheus metrics and the status JSON over HTTP (``metrics: {listen: host:port}``).
+"""Prometheus metrics from the journal (served by ``agent.metrics_server``).
 
 Every scrape reads the journal (read-only) through the same report as ``harvest
 status``, so the figures a fleet dashboard shows are the ones an operator sees.
@@ -6,20 +6,16 @@ status``, so the figures a fleet dashboard shows are the ones an operator sees.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from agent.journal import Journal
-from agent.status import build_status, report_from
+from agent.status import report_from
 
 logger = logging.getLogger(__name__)
 
@@ -127,51 +123,3 @@ def _metrics(
     guard = GaugeMetricFamily("harvest_acquisition_guard_active", "1 while an acquisition is running")
     guard.add_metric([], 1.0 if report["guard"]["active"] else 0.0)
     yield guard
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: MetricsServer
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/metrics":
-                body, content_type = generate_latest(self.server.registry), CONTENT_TYPE_LATEST
-            elif path == "/status":
-                body = json.dumps(build_status(self.server.state_dir), indent=2).encode()
-                content_type = "application/json"
-            else:
-                self.send_error(404, "try /metrics or /status")
-                return
-        except Exception as error:  # noqa: BLE001 - one failed scrape must not stop the endpoint
-            logger.warning("metrics endpoint: %s", error)
-            self.send_error(500, "could not read the journal")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("metrics: " + format, *args)
-
-
-class MetricsServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, listen: str, state_dir: Path) -> None:
-        host, _, port = listen.rpartition(":")
-        self.state_dir = state_dir
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(JournalCollector(state_dir))
-        super().__init__((host or "0.0.0.0", int(port)), _Handler)  # noqa: S104 - the operator chose to listen
-        self._thread = threading.Thread(target=self.serve_forever, name="metrics", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(timeout=5)

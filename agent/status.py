@@ -253,21 +253,27 @@ def assess(report: dict[str, Any]) -> dict[str, Any]:
             )
     for destination in report["destinations"]:
         if destination["state"] == "paused":
-            degraded.append(f"destination {destination['name']} is paused: {destination['reason']}")
+            reason = destination.get("reason")
+            degraded.append(f"destination {destination['name']} is paused" + (f": {reason}" if reason else ""))
         elif destination.get("hold") == "paused by operator":
             degraded.append(f"destination {destination['name']} is paused by an operator")
-        elif destination.get("retrying"):
-            degraded.append(f"destination {destination['name']} is retrying: {destination['retrying']}")
+        elif retrying := destination.get("retrying"):
+            detail = f": {retrying}" if retrying is not True else ""
+            degraded.append(f"destination {destination['name']} is retrying{detail}")
+    # A summary for the network (metrics status_detail) withholds paths and free text: say it without them.
     unreadable = report.get("unreadable", {}).get("count", 0)
     if unreadable:
-        first = report["unreadable"]["parts"][0]
+        parts = report["unreadable"].get("parts")
+        first = f" (first: {parts[0]['path']}: {parts[0]['reason']})" if parts else ""
         degraded.append(
-            f"{unreadable} part(s) of the watched folders could not be read (first: {first['path']}:"
-            f" {first['reason']}); their datasets are archived as incomplete"
+            f"{unreadable} part(s) of the watched folders could not be read{first}; their datasets are archived"
+            " as incomplete"
         )
     unsafe = report["oldest_unsafe"]
     if unsafe and unsafe["age_seconds"] > UNSAFE_DEGRADED_SECONDS:
-        degraded.append(f"{unsafe['path']} has waited {unsafe['age_seconds'] / 3600:.0f} h to reach the archive")
+        degraded.append(
+            f"{unsafe.get('path', 'a file')} has waited {unsafe['age_seconds'] / 3600:.0f} h to reach the archive"
+        )
     code = DOWN if down else DEGRADED if degraded else HEALTHY
     return {"state": HEALTH_NAMES[code], "code": code, "reasons": down + degraded}
 

@@ -18,7 +18,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agent.config.models import AgentConfig, Destination, FilesystemDestination
+from agent.config.models import AgentConfig, Destination
 from agent.errors import ConfigError
 
 ENVIRONMENT_VARIABLE = "HARVEST_CONFIG"
@@ -254,20 +254,15 @@ def anchor_relative_paths(config: AgentConfig, base_path: Path) -> AgentConfig:
         # every message and `config show` should name the folder plainly.
         return Path(os.path.normpath((base_path / path).absolute()))
 
-    log_file = config.logging.file
+    def walk(value: Any) -> Any:
+        if isinstance(value, Path):
+            return anchored(value)
+        if isinstance(value, BaseModel):
+            return value.model_copy(update={name: walk(getattr(value, name)) for name in type(value).model_fields})
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
 
-    return config.model_copy(
-        update={
-            "state_dir": anchored(config.state_dir),
-            "watch": [rule.model_copy(update={"path": anchored(rule.path)}) for rule in config.watch],
-            "destinations": [
-                destination.model_copy(update={"path": anchored(destination.path)})
-                if isinstance(destination, FilesystemDestination)
-                else destination
-                for destination in config.destinations
-            ],
-            "logging": config.logging.model_copy(
-                update={"file": anchored(log_file) if isinstance(log_file, Path) else log_file}
-            ),
-        }
-    )
+    # Every path anywhere in the config (state dir, roots, destinations, CA bundles, keys, log file).
+    anchored_config: AgentConfig = walk(config)
+    return anchored_config

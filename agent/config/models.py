@@ -274,12 +274,75 @@ class AcquisitionGuard(StrictModel):
         return value
 
 
+LOOPBACK_HOSTS = frozenset({"", "localhost", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* (as written in ``listen``) names this machine's loopback interface only."""
+    return host in LOOPBACK_HOSTS or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None
+
+
+class MetricsTls(StrictModel):
+    """HTTPS for the metrics endpoint; with ``client_ca``, mutual TLS."""
+
+    certificate: Path = Field(description="the endpoint's certificate chain (PEM)")
+    key: Path = Field(description="its private key (PEM, readable by the service user only)")
+    client_ca: Path | None = Field(
+        default=None,
+        description="CA bundle (PEM) that scrapers' client certificates must chain to; set, it makes TLS mutual",
+    )
+
+
 class Metrics(StrictModel):
     """Prometheus metrics and the status JSON over HTTP (off unless configured)."""
 
     listen: Annotated[str, Field(pattern=r"^[^\s:]*:\d{1,5}$")] = Field(
-        description="host:port to serve /metrics and /status on, e.g. '127.0.0.1:9464'"
+        description="host:port to serve /metrics and /status on, e.g. '127.0.0.1:9464'; no host means loopback"
     )
+    allow_remote: bool = Field(
+        default=False,
+        description="must be true to listen on anything but loopback; then a credential or tls.client_ca is required",
+    )
+    credential: str | None = Field(
+        default=None,
+        description="name of a bearer token scrapers must send (Authorization: Bearer ...), resolved like"
+        " destination credentials",
+    )
+    tls: MetricsTls | None = Field(default=None, description="serve HTTPS (and with client_ca, require client certs)")
+    status_detail: Literal["summary", "full"] = Field(
+        default="summary",
+        description="'summary': /status gives health, counts and destinations but no dataset keys, fields or"
+        " file paths; 'full': the whole harvest status --json report",
+    )
+    max_connections: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=16, description="connections served at once; more are closed at once"
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="the longest one request may take to arrive and be answered"
+    )
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @model_validator(mode="after")
+    def _remote_needs_consent_and_credentials(self) -> Metrics:
+        if is_loopback(self.host):
+            return self
+        if not self.allow_remote:
+            raise ValueError(
+                f"metrics.listen {self.listen!r} is reachable from the network: use 127.0.0.1, or set"
+                " metrics.allow_remote: true with a credential (bearer token) or tls.client_ca"
+            )
+        if self.credential is None and (self.tls is None or self.tls.client_ca is None):
+            raise ValueError(
+                "metrics.allow_remote needs metrics.credential (a bearer token) or metrics.tls.client_ca (mutual TLS)"
+            )
+        return self
 
 
 class Process(StrictModel):

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent import __version__
+from agent import __version__, credentials
 from agent.config.models import AgentConfig, WatchRule
 from agent.control import ControlServer
 from agent.datasets import DatasetTimers, missing_fileset_members, place
@@ -31,13 +31,13 @@ from agent.engine.gaps import Gaps
 from agent.engine.hash_worker import HashWorker
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
-from agent.errors import JournalWriteError
+from agent.errors import HarvestError, JournalWriteError
 from agent.filters import PathFilter
 from agent.guard import AcquisitionGuard
 from agent.hashing import identity_of
 from agent.journal import FileRecord, FileState, Journal, SettledFile
 from agent.lock import StateDirLock
-from agent.metrics import MetricsServer
+from agent.metrics_server import MetricsServer
 from agent.notify import Notifier
 from agent.redact import redact
 from agent.settle import Candidate, SettleTracker
@@ -234,10 +234,13 @@ class Engine:
     def _start_metrics(self) -> None:
         if self.oneshot or self.config.metrics is None:
             return
+        settings = self.config.metrics
         try:
-            self._metrics = MetricsServer(self.config.metrics.listen, self.config.state_dir)
-        except OSError as error:
-            message = f"metrics endpoint {self.config.metrics.listen} unavailable: {error.strerror or error}"
+            token = credentials.resolve(settings.credential).value if settings.credential else None
+            self._metrics = MetricsServer(settings, self.config.state_dir, token=token)
+        except (OSError, HarvestError) as error:
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+            message = f"metrics endpoint {settings.listen} unavailable: {detail}"
             logger.error(message)
             self._journal.record_error("metrics", message)
             return

@@ -7,7 +7,7 @@ import pytest
 
 from agent.config import ConfigInvalid, load_config, parse_config, resolve_config_path
 from agent.config.loader import default_config_path
-from agent.config.models import FilesystemDestination
+from agent.config.models import FilesystemDestination, S3Destination
 from agent.errors import ConfigError
 from tests.helpers import harvest_command, subprocess_env
 
@@ -109,6 +109,19 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert config.watch[0].path == tmp_path / "inst"
     destination = config.destinations[0]
     assert isinstance(destination, FilesystemDestination) and destination.path == tmp_path / "archive"
+
+
+def test_every_path_in_the_config_is_anchored_and_normalised(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "  - name: store\n    type: s3\n    bucket: b\n    ca_bundle: certs/../certs/ca.pem\n"
+        "metrics:\n  listen: '127.0.0.1:9464'\n  tls: {certificate: m.crt, key: ./keys/m.key}\n"
+    )
+    (tmp_path / "c.yaml").write_text(text)
+    config = load_config(tmp_path / "c.yaml")
+    store = config.destinations[1]
+    assert isinstance(store, S3Destination) and store.ca_bundle == tmp_path / "certs/ca.pem"
+    assert config.metrics is not None and config.metrics.tls is not None
+    assert (config.metrics.tls.certificate, config.metrics.tls.key) == (tmp_path / "m.crt", tmp_path / "keys/m.key")
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

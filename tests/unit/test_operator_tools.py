@@ -140,3 +140,23 @@ def test_http_dates_parse_and_malformed_ones_are_none() -> None:
     assert http_date("Sun, 22 Nov 2026 07:00:00 GMT") == 1795330800.0
     assert http_date("not a date") is None
     assert http_date(None) is None
+
+
+def test_doctor_checks_the_metrics_credential_and_tls_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.doctor import _check_metrics
+
+    monkeypatch.delenv("HARVEST_CREDENTIAL_SCRAPE_TOKEN", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setattr(credentials, "_keyring_get", lambda name: None)
+    metrics = {"listen": "0.0.0.0:9464", "allow_remote": True, "credential": "scrape-token"}
+    (tmp_path / "instrument").mkdir()
+    missing = list(_check_metrics(load_config(write_config(tmp_path, metrics=metrics))))
+    assert [check.level for check in missing] == ["fail"] and "scrape-token" in missing[0].detail
+    monkeypatch.setenv("HARVEST_CREDENTIAL_SCRAPE_TOKEN", "a-long-scrape-token")
+    present = list(_check_metrics(load_config(write_config(tmp_path, metrics=metrics))))
+    assert [check.level for check in present] == ["ok"] and "bearer token" in present[0].detail
+    broken = metrics | {"tls": {"certificate": "absent.crt", "key": "absent.key"}}
+    unusable = list(_check_metrics(load_config(write_config(tmp_path, metrics=broken))))
+    assert [check.level for check in unusable] == ["fail"] and "TLS" in unusable[0].detail
