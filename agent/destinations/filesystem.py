@@ -7,6 +7,9 @@ then renamed to its final name inside the bag. The staging folder sits on the sa
 filesystem as the bags, so the rename is atomic, and outside the bags, so a 255-byte
 file name never becomes too long and a half-copied file is never inside a bag.
 
+Holes in a sparse source stay holes in the copy (``agent.sparse``): only its data
+ranges are read and written, and the copy is verified the same way.
+
 The destination root must already exist: an unmounted share must never be replaced
 by a folder filling the instrument PC's own disk.
 """
@@ -37,6 +40,7 @@ from agent.errors import ItemError, StopRequested, TransientError
 from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
+from agent.sparse import data_ranges
 
 STAGING_FOLDER = ".harvest-partial"
 COPY_CHUNK_BYTES = 4 << 20
@@ -218,22 +222,7 @@ class FilesystemTransport(DestinationTransport):
             try:
                 if offset:
                     os.ftruncate(target, offset)
-                    os.lseek(target, offset, os.SEEK_SET)
-                read_next = stream_chunks(source, item.identity.size_bytes, offset, COPY_CHUNK_BYTES)
-                since_checkpoint = 0
-                while chunk := read_next():
-                    written = 0
-                    while written < len(chunk):
-                        written += os.write(target, chunk[written:])
-                    offset += len(chunk)
-                    since_checkpoint += len(chunk)
-                    control.progress(len(chunk))
-                    if since_checkpoint >= self.checkpoint_bytes or control.should_stop():
-                        os.fsync(target)
-                        control.checkpoint(offset)
-                        since_checkpoint = 0
-                        if control.should_stop():
-                            raise StopRequested
+                offset = self._copy_ranges(source, target, offset, item.identity.size_bytes, control)
                 if offset > self.checkpoint_bytes:
                     # Large files are made durable on their own; small ones are flushed
                     # together by sync() before the journal records them as verified.
@@ -251,6 +240,37 @@ class FilesystemTransport(DestinationTransport):
             raise ItemError(
                 f"{self.name}: verification failed for {remote_key} (SHA-256 of the copy differs); will copy again"
             )
+
+    def _copy_ranges(self, source: int, target: int, offset: int, size: int, control: TransferControl) -> int:
+        """Copy *source* from *offset* to *size*, leaving its holes as holes; the offset reached."""
+        since_checkpoint = 0
+        for first, stop in data_ranges(source, offset, size):
+            if first > offset:  # a hole in the source stays a hole in the copy
+                os.ftruncate(target, first)
+                control.progress(first - offset)
+                offset = first
+            os.lseek(target, first, os.SEEK_SET)
+            read_next = stream_chunks(source, stop, first, COPY_CHUNK_BYTES)
+            while chunk := read_next():
+                written = 0
+                while written < len(chunk):
+                    written += os.write(target, chunk[written:])
+                offset += len(chunk)
+                since_checkpoint += len(chunk)
+                control.progress(len(chunk))
+                if since_checkpoint >= self.checkpoint_bytes or control.should_stop():
+                    os.fsync(target)
+                    control.checkpoint(offset)
+                    since_checkpoint = 0
+                    if control.should_stop():
+                        raise StopRequested
+            if offset < stop:  # the source ended early: it shrank while being copied
+                return offset
+        if offset < size:  # a hole up to the end
+            os.ftruncate(target, size)
+            control.progress(size - offset)
+            offset = size
+        return offset
 
     def sync(self) -> None:
         files = self._unsynced

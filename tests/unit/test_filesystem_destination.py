@@ -230,3 +230,52 @@ def test_the_log_file_is_never_readable_by_other_users(tmp_path: Path) -> None:
         os.umask(old_umask)
         logging.basicConfig(handlers=[logging.NullHandler()], force=True)
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o640
+
+
+def _allocated(path: Path) -> int:
+    return path.stat().st_blocks * 512
+
+
+def _sparse_source(tmp_path: Path, size: int, data_at: dict[int, bytes]) -> tuple[FilesystemTransport, PayloadItem]:
+    transport, item, _ = make(tmp_path, 0)
+    with item.source_path.open("r+b") as stream:
+        stream.truncate(size)
+        for offset, chunk in data_at.items():
+            stream.seek(offset)
+            stream.write(chunk)
+    if _allocated(item.source_path) >= size // 2:
+        pytest.skip("the test filesystem does not keep holes (tmp_path on a filesystem without sparse files)")
+    digest = hashlib.sha256(item.source_path.read_bytes()).hexdigest()
+    identity = identity_of(item.source_path.stat())
+    return transport, PayloadItem(**{**item.__dict__, "identity": identity, "sha256": digest})
+
+
+def test_holes_in_a_sparse_source_stay_holes_in_the_archive_copy(tmp_path: Path) -> None:
+    tail = os.urandom(4096)
+    transport, item = _sparse_source(tmp_path, 50 * MIB, {10 * MIB: os.urandom(MIB), 50 * MIB - 4096: tail})
+    control = RecordingControl()
+    transport.deliver(item, control)
+    transport.sync()
+    final = tmp_path / "archive/FAC/alice/s1/data/sub/src.bin"
+    assert final.read_bytes() == item.source_path.read_bytes()  # and verified by SHA-256 on the way
+    assert _allocated(final) <= _allocated(item.source_path) + MIB, "the holes were not written out"
+    assert control.sent_bytes == 50 * MIB  # progress counts the holes as done
+
+
+def test_a_file_that_is_one_hole_takes_no_space_and_a_hole_resumes(tmp_path: Path) -> None:
+    transport, item = _sparse_source(tmp_path, 50 * MIB, {})
+    transport.deliver(item, RecordingControl())
+    final = tmp_path / "archive/FAC/alice/s1/data/sub/src.bin"
+    assert final.stat().st_size == 50 * MIB and _allocated(final) < MIB
+
+    other = tmp_path / "again"
+    other.mkdir()
+    transport, item = _sparse_source(other, 40 * MIB, {8 * MIB: os.urandom(6 * MIB), 30 * MIB: b"end"})
+    first = RecordingControl(stop_after_bytes=10 * MIB)
+    with pytest.raises(StopRequested):
+        transport.deliver(item, first)
+    durable = first.checkpoints[-1]
+    transport.deliver(PayloadItem(**{**item.__dict__, "resume_offset_bytes": durable}), RecordingControl())
+    final = other / "archive/FAC/alice/s1/data/sub/src.bin"
+    assert final.read_bytes() == item.source_path.read_bytes()
+    assert _allocated(final) <= _allocated(item.source_path) + MIB
