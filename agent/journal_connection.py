@@ -128,8 +128,12 @@ class JournalConnection:
                 )
                 with contextlib.suppress(FileNotFoundError):
                     if new or self.path.stat().st_mode & 0o007:
-                        # 0600 whatever the umask (SQLite gives its -wal and -shm files the same mode).
-                        self.path.chmod(0o600 if new else self.path.stat().st_mode & 0o770)
+                        # Never readable by other users, whatever the umask; readable by the
+                        # group only where the state dir lets the group in (the operators'
+                        # group of the systemd unit, for `harvest status`). SQLite gives its
+                        # -wal and -shm files the same mode.
+                        shared = state_dir.stat().st_mode & 0o050 == 0o050
+                        self.path.chmod((0o640 if shared else 0o600) if new else self.path.stat().st_mode & 0o770)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL in WAL mode is durable across process crashes; an fsync at
                 # each checkpoint guards against power loss.

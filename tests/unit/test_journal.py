@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import stat
+import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -246,3 +251,52 @@ def test_a_zero_byte_journal_is_refused_not_started_afresh(tmp_path: Path) -> No
         with pytest.raises(JournalError, match="empty"):
             Journal(tmp_path, read_only=read_only)
     assert (tmp_path / JOURNAL_FILE_NAME).stat().st_size == 0
+
+
+def _as_user(uid: int, gid: int, action: Callable[[], object]) -> str:
+    """Run *action* in a child process as uid:gid (no other groups); its outcome as text."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # never returns into pytest
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                action()
+                outcome = "ok"
+            except Exception as error:
+                outcome = f"{type(error).__name__}: {error}"
+            os.write(write_end, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    outcome = os.read(read_end, 4096).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return outcome
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="acting as other users needs root (CI is root)"
+)
+def test_the_operators_group_reads_the_journal_and_other_users_do_not(tmp_path: Path) -> None:
+    from agent.status import build_status
+
+    operators = 65534
+    home = Path(tempfile.mkdtemp(prefix="harvest-group-"))  # tmp_path's parents are root's alone
+    home.chmod(0o755)
+    state = home / "state"
+    state.mkdir()
+    os.chown(state, 0, operators)
+    state.chmod(0o2750)  # as systemd's StateDirectoryMode=0750 with the service's group
+    writer = Journal(state)  # open, as the running agent holds it
+    try:
+        for name in ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm"):
+            assert stat.S_IMODE((state / name).stat().st_mode) == 0o640, name
+        assert _as_user(operators, operators, lambda: build_status(state)) == "ok"
+        other = _as_user(operators, operators - 1, lambda: build_status(state))
+        assert other.startswith("JournalError"), other
+    finally:
+        writer.close()
+        shutil.rmtree(home)
