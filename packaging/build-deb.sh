@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 root="$work/root"
 
 "$python" -m venv "$root$prefix"
-"$root$prefix/bin/python" -m pip install -q --disable-pip-version-check --no-compile .
+"$root$prefix/bin/python" -m pip install -q --disable-pip-version-check --no-compile --constraint constraints.txt .
 # The venv was built in a staging folder: point its scripts at the installed location.
 grep -rlI "$root$prefix" "$root$prefix/bin" | xargs -r sed -i "s|$root$prefix|$prefix|g"
 sed -i "s|$root||g" "$root$prefix/pyvenv.cfg"

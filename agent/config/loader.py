@@ -235,7 +235,9 @@ def load_config(file_path: Path) -> AgentConfig:
     try:
         text = file_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {file_path}") from None
+        raise ConfigError(
+            f"config file not found: {file_path} (name one with --config FILE or ${ENVIRONMENT_VARIABLE})"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         raise ConfigError(f"cannot read config file {file_path}: {reason}") from None

@@ -150,7 +150,9 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
         env=subprocess_env(),
     )
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"harvest: config file not found: {tmp_path / 'nope.yaml'}"
+    assert missing.stderr.strip() == (
+        f"harvest: config file not found: {tmp_path / 'nope.yaml'} (name one with --config FILE or $HARVEST_CONFIG)"
+    )
 
 
 def test_scan_reports_unavailable_destination_with_exit_1(tmp_path: Path) -> None:
