@@ -51,6 +51,10 @@ def environment_variable(name: str) -> str:
     return "HARVEST_CREDENTIAL_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
+class CredentialMissing(AuthError):
+    """A credential the config names is set nowhere (environment, systemd credentials, keyring)."""
+
+
 class KeyringUnavailable(FatalError):
     """No usable keyring backend (typical on a headless server)."""
 
@@ -81,7 +85,7 @@ def resolve(name: str) -> Secret:
     value = _keyring_get(name)
     if value:
         return _remember(Secret(value, f"keyring {KEYRING_SERVICE}/{name}"))
-    raise AuthError(
+    raise CredentialMissing(
         f"credential {name!r} not found: set ${variable}, provide it as a systemd credential"
         f" (LoadCredential={name}:...), or run `harvest login {name}`"
     )

@@ -18,7 +18,7 @@ from typing import Literal
 
 from agent import credentials
 from agent.config import AgentConfig, ConfigInvalid, load_config
-from agent.config.models import WatchRule
+from agent.config.models import FilesystemDestination, WatchRule
 from agent.destinations import build_transports
 from agent.errors import AuthError, HarvestError, ItemError, TransientError
 from agent.package.names import encode_component
@@ -56,7 +56,7 @@ def run_checks(config_path: Path) -> list[Check]:
         checks.extend(_check_network_filesystem(rule))
     checks.append(_check_state_dir(config.state_dir))
     checks.extend(_check_destinations(config))
-    checks.append(_check_keyring(config))
+    checks.extend(_check_keyring(config))
     checks.extend(_check_inotify(config))
     checks.extend(_check_metrics(config))
     return checks
@@ -75,7 +75,8 @@ def _check_metrics(config: AgentConfig) -> Iterator[Check]:
             credentials.resolve(settings.credential)
         tls_context(settings)
     except HarvestError as error:
-        yield Check(name, "fail", str(error), "provide the metrics credential like a destination's")
+        hint = _where_to_put(settings.credential or "") if isinstance(error, credentials.CredentialMissing) else ""
+        yield Check(name, "fail", str(error), hint or "see the message")
         return
     except (OSError, ValueError) as error:
         detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -112,9 +113,22 @@ def _check_root(rule: WatchRule) -> Check:
 
 
 def _check_state_dir(state_dir: Path) -> Check:
+    """Writable with room to spare; a check never creates it (it would belong to whoever ran doctor)."""
     name = f"state dir {state_dir}"
+    if not state_dir.exists():
+        parent = next((folder for folder in state_dir.parents if folder.exists()), Path(state_dir.anchor))
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return Check(
+                name,
+                "warn",
+                f"does not exist yet, and {parent} is not writable by this user",
+                "the systemd unit's StateDirectory= creates it for the service; otherwise create it for the"
+                " agent's user",
+            )
+        free = shutil.disk_usage(parent).free
+        detail = f"does not exist yet; the agent creates it ({parent} is writable, {free / (1 << 30):.1f} GiB free)"
+        return _with_free_space(name, detail, free)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".doctor-") as probe:
             probe.write(b"probe")
             probe.flush()
@@ -122,7 +136,10 @@ def _check_state_dir(state_dir: Path) -> Check:
         free = shutil.disk_usage(state_dir).free
     except OSError as error:
         return Check(name, "fail", f"not writable: {error.strerror or error}", "give the agent's user write access")
-    detail = f"writable, {free / (1 << 30):.1f} GiB free"
+    return _with_free_space(name, f"writable, {free / (1 << 30):.1f} GiB free", free)
+
+
+def _with_free_space(name: str, detail: str, free: int) -> Check:
     if free < FREE_FAIL_BYTES:
         return Check(name, "fail", detail, "free disk space: the journal needs room to record progress")
     if free < FREE_WARN_BYTES:
@@ -142,15 +159,20 @@ def _check_destinations(config: AgentConfig) -> Iterator[Check]:
         started = time.time()
         try:
             result = transport.self_test(scope)
+        except credentials.CredentialMissing as error:
+            yield Check(name, "fail", str(error), _where_to_put(str(getattr(settings, "credential", ""))))
+            continue
         except AuthError as error:
             credential = getattr(settings, "credential", None)
             hint = f"store the right secret: `harvest login {credential}`" if credential else "configure a credential"
             yield Check(name, "fail", f"credentials not accepted: {error}", hint)
             continue
         except TransientError as error:
-            yield Check(
-                name, "fail", f"unreachable: {error}", "check the address, the network or VPN, and the firewall"
-            )
+            if isinstance(settings, FilesystemDestination):
+                hint = "mount the share or create the folder (the agent never creates a destination's root)"
+            else:
+                hint = "check the address, the network or VPN, and the firewall"
+            yield Check(name, "fail", f"unreachable: {error}", hint)
             continue
         except ItemError as error:
             yield Check(name, "fail", f"probe failed: {error}", "check the agent's permissions at the destination")
@@ -192,28 +214,40 @@ def _keyring_backend() -> str | None:
     return type(backend).__module__ + "." + type(backend).__name__
 
 
-def _check_keyring(config: AgentConfig) -> Check:
+def _credential_names(config: AgentConfig) -> list[str]:
     names = [name for d in config.destinations if (name := getattr(d, "credential", None))]
     if config.metrics is not None and config.metrics.credential:
         names.append(config.metrics.credential)
+    return names
+
+
+def _from_keyring(names: list[str]) -> list[str]:
+    """The credentials that neither the environment nor systemd provides: the keyring's to give."""
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    from_keyring = [
+    return [
         name
         for name in names
         if not os.environ.get(credentials.environment_variable(name))
         and not (directory and (Path(directory) / name).is_file())
     ]
+
+
+def _where_to_put(name: str) -> str:
+    if _keyring_backend() is not None:
+        return f"`harvest login {name}` (OS keyring), ${credentials.environment_variable(name)}, or LoadCredential="
+    return (
+        f"no OS keyring here: give it as ${credentials.environment_variable(name)} or as a systemd credential"
+        f" (LoadCredential={name}:/path)"
+    )
+
+
+def _check_keyring(config: AgentConfig) -> Iterator[Check]:
+    """Only where the config needs the keyring; a credential missing is its destination's line, not two."""
+    if not _from_keyring(_credential_names(config)):
+        return
     backend = _keyring_backend()
     if backend is not None:
-        return Check("keyring", "ok", f"backend {backend}")
-    if from_keyring:
-        return Check(
-            "keyring",
-            "fail",
-            f"no OS keyring, and credential(s) {', '.join(from_keyring)} are not in the environment",
-            "on a server give them as systemd credentials (LoadCredential=) or $HARVEST_CREDENTIAL_<NAME>",
-        )
-    return Check("keyring", "warn", "no OS keyring (not needed: credentials come from the environment)")
+        yield Check("keyring", "ok", f"backend {backend}")
 
 
 def _mounts() -> list[tuple[str, str]]:

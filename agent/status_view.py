@@ -135,8 +135,7 @@ def _datasets(report: dict[str, Any], rows: int, width: int) -> Table:
         done = dataset["bytes_done"] or 0
         operator = dataset.get("operator")
         label = dataset["key"] + (f" ({operator})" if operator and operator not in dataset["key"] else "")
-        if len(label) > key_width:  # keep the end: sessions differ there, operators do not
-            label = "…" + label[-(key_width - 1) :]
+        label = _middle_cut(label, key_width)
         eta = dataset.get("eta_seconds")
         rate = dataset.get("rate_bytes_per_second") or 0
         cells: list[Any] = [
@@ -151,6 +150,14 @@ def _datasets(report: dict[str, Any], rows: int, width: int) -> Table:
             cells.append(f"{size(rate)}/s" if rate > 1024 else "")
         table.add_row(*cells)
     return table
+
+
+def _middle_cut(label: str, width: int) -> str:
+    """*label* in *width* cells: its start (the operator) and its end (the session) kept, the middle cut."""
+    if len(label) <= width:
+        return label
+    head = (width - 1) * 2 // 5
+    return label[:head] + "…" + label[len(label) - (width - 1 - head) :]
 
 
 def _short(count: float) -> str:

@@ -222,6 +222,31 @@ def test_doctor_passes_a_good_setup_and_names_each_problem(tmp_path: Path, tus_s
     assert "Traceback" not in bad_roots.stderr
 
 
+def test_doctor_gives_one_line_per_cause_with_the_fix_for_it_and_changes_nothing(
+    tmp_path: Path, tus_server: dict[str, Any]
+) -> None:
+    (tmp_path / "instrument").mkdir()
+    no_keyring = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    # No credentials in the config: nothing to say about the keyring. A state dir not
+    # there yet is created by the agent, never by a check.
+    nas = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "nas")}
+    plain = write_config(tmp_path, destinations=[nas])
+    result = _doctor(plain, **no_keyring)
+    assert "keyring" not in result.stdout, result.stdout
+    assert f"[ok]   state dir {tmp_path / 'state'}: does not exist yet" in result.stdout
+    assert not (tmp_path / "state").exists(), "doctor created the state dir"
+    # A filesystem destination that is not there: the fix is the mount, not the network.
+    assert "[FAIL] destination archive: unreachable" in result.stdout
+    assert "mount the share or create the folder" in result.stdout and "firewall" not in result.stdout
+
+    # A credential set nowhere: one line, on its destination, saying where to put it.
+    unset = _doctor(write_config(tmp_path, destinations=[tus_server]), **no_keyring)
+    lines = [line for line in unset.stdout.splitlines() if line.startswith("[FAIL]")]
+    assert len(lines) == 1 and "credential 'tus-token' not found" in lines[0], unset.stdout
+    assert "not accepted" not in unset.stdout and "keyring:" not in unset.stdout
+    assert "HARVEST_CREDENTIAL_TUS_TOKEN" in unset.stdout
+
+
 # Root reads any file whatever its mode. As root, the doctor runs without the two
 # capabilities that grant that (setpriv, from util-linux), so file modes apply to it too.
 WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",

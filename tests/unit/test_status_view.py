@@ -65,3 +65,11 @@ def test_without_a_height_the_status_command_shows_more() -> None:
 def test_sizes_and_durations_read_naturally() -> None:
     assert size(512) == "512 B" and size(3 << 20) == "3.0 MiB"
     assert duration(59) == "59s" and duration(600) == "10m" and duration(7300) == "2h01m" and duration(200000) == "2d"
+
+
+def test_a_long_dataset_name_keeps_its_operator_and_its_session_at_80_columns() -> None:
+    report = busy_report(datasets=1, errors=0)
+    report["datasets"][0] |= {"key": "alice-from-the-imaging-core/2026-11-22_spinning-disk-z-stack", "operator": None}
+    row = next(line for line in rendered(report, 80, 24) if "uploading" in line)
+    label = row.split("uploading")[0].strip()
+    assert label.startswith("alice") and label.endswith("z-stack") and "…" in label, label
