@@ -15,24 +15,40 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from agent import __version__
 from agent.config import AgentConfig, ConfigInvalid, load_config, resolve_config_path
 from agent.errors import FatalError, HarvestError
 from agent.redact import redact
 
+
+class _OperatorOrder(TyperGroup):
+    """Commands listed in the order an operator needs them: is my data safe, act, check, set up."""
+
+    ORDER = ("status", "watch", "pause", "resume", "retry", "rescan", "doctor", "inspect", "config", "login",
+             "run", "scan", "service")  # fmt: skip
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's (vendored) click.Context
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: self.ORDER.index(name) if name in self.ORDER else len(self.ORDER))
+
+
 app = typer.Typer(
+    cls=_OperatorOrder,
     name="harvest",
     help="Harvest agent: settle, checksum and archive instrument acquisitions as verified BagIt datasets.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no type placeholders on flags, paragraphs wrapped as text
 )
 config_app = typer.Typer(help="Check or show the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 service_app = typer.Typer(help="Run as an operating-system service.", no_args_is_help=True)
 app.add_typer(service_app, name="service")
 
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="Log at debug level.")]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Config file (default: $HARVEST_CONFIG, then the platform default)."),
@@ -90,8 +106,8 @@ def _install_signal_handlers(stop: Any) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-@app.command()
-def run(config_path: ConfigOption = None, verbose: bool = False) -> None:
+@app.command(short_help="Run the agent in the foreground (the service runs this).")
+def run(config_path: ConfigOption = None, verbose: VerboseOption = False) -> None:
     """Run the agent in the foreground until SIGTERM/SIGINT (resumes where it left off)."""
     from agent.engine import Engine
 
@@ -105,11 +121,11 @@ def run(config_path: ConfigOption = None, verbose: bool = False) -> None:
         raise _fail(error) from None
 
 
-@app.command()
+@app.command(short_help="Harvest what is there now, deliver it, then exit.")
 def scan(
     config_path: ConfigOption = None,
     root: Annotated[list[Path] | None, typer.Option("--root", help="Only this watched root (repeatable).")] = None,
-    verbose: bool = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Harvest what is there now: settle, deliver, close its datasets, then exit.
 
@@ -138,8 +154,11 @@ def scan(
     raise typer.Exit(0 if summary.ok else 1)
 
 
-@app.command()
-def status(config_path: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+@app.command(short_help="Is my data safe? One screen; exit 0/1/2.")
+def status(
+    config_path: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole report as JSON, for scripts.")] = False,
+) -> None:
     """Show whether data is safe at the archive: agent, destinations, datasets, errors.
 
     Exit 0 healthy, 1 degraded (a destination paused, data waiting over a day), 2 down
@@ -163,7 +182,7 @@ def status(config_path: ConfigOption = None, as_json: Annotated[bool, typer.Opti
     raise typer.Exit(report["health"]["code"])
 
 
-@app.command()
+@app.command(short_help="The status screen, live (Ctrl-C leaves).")
 def watch(
     config_path: ConfigOption = None,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.2)] = 2.0,
@@ -187,7 +206,7 @@ def _control(config_path: Path | None, command: str, arguments: dict[str, Any]) 
     raise typer.Exit(0 if reply.get("ok") else 1)
 
 
-@app.command()
+@app.command(short_help="Hold uploads (all destinations, or one).")
 def pause(
     destination: Annotated[str | None, typer.Argument(help="Destination name (default: all).")] = None,
     config_path: ConfigOption = None,
@@ -196,7 +215,7 @@ def pause(
     _control(config_path, "pause", {"destination": destination})
 
 
-@app.command()
+@app.command(short_help="Resume uploads held by pause.")
 def resume(
     destination: Annotated[str | None, typer.Argument(help="Destination name (default: all).")] = None,
     config_path: ConfigOption = None,
@@ -205,7 +224,7 @@ def resume(
     _control(config_path, "resume", {"destination": destination})
 
 
-@app.command()
+@app.command(short_help="Try failed files and deliveries again now.")
 def retry(
     item: Annotated[str | None, typer.Argument(help="A failed file (path) or a dataset key.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Retry everything that failed.")] = False,
@@ -217,7 +236,7 @@ def retry(
     _control(config_path, "retry", {"item": item})
 
 
-@app.command()
+@app.command(short_help="Look through the watched folders now.")
 def rescan(
     root: Annotated[str | None, typer.Argument(help="A watched root (path or name; default: all).")] = None,
     config_path: ConfigOption = None,
@@ -226,7 +245,7 @@ def rescan(
     _control(config_path, "rescan", {"root": root})
 
 
-@app.command()
+@app.command(short_help="Check the setup: folders, destinations, clock, limits.")
 def doctor(config_path: ConfigOption = None) -> None:
     """Check config, folders, state dir, destinations (write/read/delete), clock, keyring, watch limits.
 
@@ -240,7 +259,7 @@ def doctor(config_path: ConfigOption = None) -> None:
     raise typer.Exit(1 if any(check.level == "fail" for check in checks) else 0)
 
 
-@app.command()
+@app.command(short_help="Show the metadata the agent extracts from files.")
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="Files to read (header only).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
@@ -271,7 +290,7 @@ def inspect(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Store a destination secret in the OS keyring.")
 def login(
     name: Annotated[str, typer.Argument(help="The credential name used in the config (credential: NAME).")],
 ) -> None:
@@ -296,7 +315,7 @@ def login(
     typer.echo(f"stored credential {name!r} in the OS keyring (service {credentials.KEYRING_SERVICE!r})")
 
 
-@config_app.command("check")
+@config_app.command("check", short_help="Validate a config file (file:line errors).")
 def config_check(file: Annotated[Path, typer.Argument(help="The config file to validate.")]) -> None:
     """Validate a config file; print every problem with file:line and key path."""
     try:
@@ -313,7 +332,7 @@ def config_check(file: Annotated[Path, typer.Argument(help="The config file to v
     )
 
 
-@config_app.command("show")
+@config_app.command("show", short_help="Print the effective config, secrets redacted.")
 def config_show(config_path: ConfigOption = None) -> None:
     """Print the effective config (defaults filled in, paths resolved) with secrets redacted."""
     from agent.config.show import effective_yaml
@@ -321,7 +340,7 @@ def config_show(config_path: ConfigOption = None) -> None:
     typer.echo(effective_yaml(_load(config_path)), nl=False)
 
 
-@service_app.command("render")
+@service_app.command("render", short_help="Print or write the systemd drop-in for the config.")
 def service_render(
     config_path: ConfigOption = None,
     output: Annotated[
