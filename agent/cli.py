@@ -202,8 +202,12 @@ def _control(config_path: Path | None, command: str, arguments: dict[str, Any]) 
         reply = send_command(config.state_dir, command, {k: v for k, v in arguments.items() if v is not None})
     except HarvestError as error:
         raise _fail(error) from None
-    typer.echo(str(reply.get("message", "")), err=not reply.get("ok"))
-    raise typer.Exit(0 if reply.get("ok") else 1)
+    message = str(reply.get("message", ""))
+    if reply.get("ok"):
+        typer.echo(message)
+        raise typer.Exit(0)
+    typer.echo(redact(f"harvest: {message}"), err=True)  # the agent said no: an error like any other
+    raise typer.Exit(1)
 
 
 @app.command(short_help="Hold uploads (all destinations, or one).")

@@ -18,7 +18,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agent.config.models import AgentConfig, Destination
+from agent.config.models import PATTERN_MEANINGS, AgentConfig, Destination
 from agent.errors import ConfigError
 
 ENVIRONMENT_VARIABLE = "HARVEST_CONFIG"
@@ -144,7 +144,18 @@ def _describe(error: Any, data: Any) -> tuple[Location, str]:
         return location, "required key is missing"
     found = error.get("input")
     shown = "" if isinstance(found, dict | list) else f" (found {found!r})"
-    return location, f"{error['msg']}{shown}"
+    return location, f"{_for_a_person(error)}{shown}"
+
+
+def _for_a_person(error: Any) -> str:
+    """Pydantic's message in the words of the config's reader, not of its validator."""
+    if error["type"] == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return PATTERN_MEANINGS.get(pattern, f"does not have the expected form ({pattern})")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    for said, meant in (("Input should be", "must be"), ("Input should have", "must have"), ("String should", "must")):
+        message = message.replace(said, meant)
+    return message
 
 
 # Pydantic puts the discriminator value ("tus", ...) into error locations: derived from

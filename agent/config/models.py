@@ -19,6 +19,19 @@ from agent.templates import DatasetTemplate
 from agent.timetable import Schedule, Timetable
 
 INSTRUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+URL_PATTERN = r"^https?://"
+ORIGIN_PATTERN = r"^https?://[^/]+$"
+LISTEN_PATTERN = r"^[^\s:]*:\d{1,5}$"
+
+# What each pattern means, for a person reading a config error.
+PATTERN_MEANINGS = {
+    INSTRUMENT_ID_PATTERN: "must start with a letter or digit and hold only letters, digits and . _ : / -",
+    NAME_PATTERN: "must start with a letter or digit and hold only letters, digits and _ . -",
+    URL_PATTERN: "must start with http:// or https://",
+    ORIGIN_PATTERN: "must be scheme://host[:port] with no path, e.g. https://uploads.example.org",
+    LISTEN_PATTERN: "must be host:port, e.g. 127.0.0.1:9464",
+}
 
 
 class StrictModel(BaseModel):
@@ -49,7 +62,7 @@ class WatchRule(StrictModel):
     """One watched root and how its files group into datasets."""
 
     path: Path = Field(description="the instrument's output folder (read-only for the agent)")
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] | None = Field(
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
         default=None,
         description="required when there are several watched roots: a folder level in the archive"
         " (<instrument>/<name>/<dataset>) that keeps their datasets apart",
@@ -166,7 +179,7 @@ class _RateLimited(StrictModel):
 class FilesystemDestination(_RateLimited):
     """A local folder or a mounted archive share (SMB/NFS)."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name used in status and logs")]
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="name used in status and logs")]
     type: Literal["filesystem"]
     path: Path = Field(description="archive folder; must exist (an unmounted share pauses the destination)")
     checkpoint_bytes: Annotated[int, Field(ge=1 << 20)] = Field(
@@ -179,7 +192,7 @@ class FilesystemDestination(_RateLimited):
 
 
 class _NetworkDestination(_RateLimited):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name used in status and logs")]
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="name used in status and logs")]
     credential: str | None = Field(
         default=None,
         description="name of the secret: $HARVEST_CREDENTIAL_<NAME>, $CREDENTIALS_DIRECTORY/<NAME>, or the"
@@ -192,12 +205,12 @@ class TusDestination(_NetworkDestination):
     """A tus 1.0 upload endpoint (resumable HTTP uploads)."""
 
     type: Literal["tus"]
-    url: Annotated[str, Field(pattern=r"^https?://", description="the tus endpoint, e.g. https://host/files/")]
+    url: Annotated[str, Field(pattern=URL_PATTERN, description="the tus endpoint, e.g. https://host/files/")]
     ca_bundle: Path | None = Field(default=None, description="CA bundle for TLS verification (default: system)")
     chunk_bytes: Annotated[int, Field(ge=64 << 10)] = Field(
         default=64 << 20, description="bytes per PATCH request, streamed (each acknowledged chunk is a resume point)"
     )
-    upload_hosts: list[Annotated[str, Field(pattern=r"^https?://[^/]+$")]] = Field(
+    upload_hosts: list[Annotated[str, Field(pattern=ORIGIN_PATTERN)]] = Field(
         default_factory=list,
         description="other origins (scheme://host[:port]) the server may place uploads on; the credential is"
         " sent there too. By default only the url's own origin is trusted",
@@ -296,7 +309,7 @@ class MetricsTls(StrictModel):
 class Metrics(StrictModel):
     """Prometheus metrics and the status JSON over HTTP (off unless configured)."""
 
-    listen: Annotated[str, Field(pattern=r"^[^\s:]*:\d{1,5}$")] = Field(
+    listen: Annotated[str, Field(pattern=LISTEN_PATTERN)] = Field(
         description="host:port to serve /metrics and /status on, e.g. '127.0.0.1:9464'; no host means loopback"
     )
     allow_remote: bool = Field(

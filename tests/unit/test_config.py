@@ -73,8 +73,16 @@ def test_missing_required_instrument_id() -> None:
 def test_wrong_type_says_what_was_found() -> None:
     problems = problems_of(MINIMAL.replace("quiet_seconds: 30", "quiet_seconds: soon"))
     assert len(problems) == 1
-    assert problems[0].startswith("c.yaml:16: settle.quiet_seconds: Input should be a valid number")
+    assert problems[0].startswith("c.yaml:16: settle.quiet_seconds: must be a valid number")
     assert "'soon'" in problems[0]
+
+
+def test_pattern_errors_say_what_is_wanted_in_words() -> None:
+    text = MINIMAL + "  - name: up\n    type: tus\n    url: ftp://host/files/\n"
+    problems = problems_of(text.replace("  id: FAC-LSM980-01", "  id: -lsm 980"))
+    assert any("instrument.id: must start with a letter or digit" in problem for problem in problems), problems
+    assert any("destinations[1].url: must start with http:// or https://" in problem for problem in problems)
+    assert not any("should match pattern" in problem or "Value error" in problem for problem in problems)
 
 
 def test_bad_template_and_unknown_destination_type() -> None:
