@@ -61,6 +61,19 @@ def _default(info: FieldInfo) -> str:
     return "" if info.default is PydanticUndefined else f"`{info.default!r}`"
 
 
+def _tag(model: type[BaseModel]) -> str:
+    return str(model.model_fields["type"].annotation.__args__[0])  # type: ignore[union-attr]
+
+
+def _label(base: str, model: type[BaseModel], *, several: bool) -> str:
+    return f"{base} (type: {_tag(model)})" if several else base
+
+
+def _anchor(title: str) -> str:
+    """The link target GitHub and most Markdown renderers give a heading."""
+    return "".join(char for char in title.lower() if char.isalnum() or char in " -_").replace(" ", "-")
+
+
 def _section(title: str, model: type[BaseModel], lines: list[str], seen: set[type[BaseModel]]) -> None:
     seen.add(model)
     lines += ["", f"## {title}", ""]
@@ -70,12 +83,18 @@ def _section(title: str, model: type[BaseModel], lines: list[str], seen: set[typ
     nested: list[tuple[str, type[BaseModel]]] = []
     for name, info in model.model_fields.items():
         description = (info.description or "").replace("|", "\\|")
-        lines.append(f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {description} |")
-        for inner in _models_in(info.annotation):
+        base = f"{title}.{name}" if title != "top level" else name
+        models = _models_in(info.annotation)
+        labels = {inner: _label(base, inner, several=len(models) > 1) for inner in models}
+        kind = _type_name(info.annotation)
+        if len(models) > 1:  # a choice of mappings (the destinations): name each, linked to its section
+            choices = ", ".join(f"[{_tag(inner)}](#{_anchor(label)})" for inner, label in labels.items())
+            kind = ("list of " if kind.startswith("list of ") else "") + f"mappings, one of: {choices}"
+        elif models:
+            kind = kind.replace("mapping", f"mapping, see [{base}](#{_anchor(base)})", 1)
+        lines.append(f"| `{name}` | {kind} | {_default(info)} | {description} |")
+        for inner, label in labels.items():
             if inner not in seen:
-                label = f"{title}.{name}" if title != "top level" else name
-                if len(_models_in(info.annotation)) > 1:
-                    label += f" (type: {inner.model_fields['type'].annotation.__args__[0]})"  # type: ignore[union-attr]
                 nested.append((label, inner))
     for label, inner in nested:
         _section(label, inner, lines, seen)
