@@ -1,3 +1,3 @@
-from agent.cli import entry_point
+from agent.cli.main import entry_point
 
 entry_point()

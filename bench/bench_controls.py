@@ -101,7 +101,7 @@ def command_latencies(workdir: Path, rounds: int) -> dict[str, float]:
 
 def large_journal(state_dir: Path, files: int, per_dataset: int) -> None:
     """A journal as a busy instrument's would be: *files* files, half of them verified."""
-    from agent.journal import DeliveryState, FileIdentity, FileState, Journal, SettledFile
+    from agent.journal.store import DeliveryState, FileIdentity, FileState, Journal, SettledFile
 
     journal = Journal(state_dir)
     try:
@@ -125,8 +125,8 @@ def large_journal(state_dir: Path, files: int, per_dataset: int) -> None:
 
 def report_latency(workdir: Path, files: int, rounds: int) -> tuple[float, float]:
     """Median milliseconds for build_status and for one metrics collection."""
-    from agent.metrics import JournalCollector
-    from agent.status import build_status
+    from agent.observe.metrics import JournalCollector
+    from agent.observe.status import build_status
 
     state_dir = workdir / "state-large"
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.bandwidth import parse_rate
-from agent.templates import DatasetTemplate
-from agent.timetable import Schedule, Timetable
+from agent.rules.bandwidth import parse_rate
+from agent.rules.templates import DatasetTemplate
+from agent.rules.timetable import Schedule, Timetable
 
 INSTRUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

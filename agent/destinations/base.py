@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.journal import FileIdentity
+from agent.journal.store import FileIdentity
 from agent.package.sidecar import DatasetPackage
 
 

@@ -7,7 +7,7 @@ then renamed to its final name inside the bag. The staging folder sits on the sa
 filesystem as the bags, so the rename is atomic, and outside the bags, so a 255-byte
 file name never becomes too long and a half-copied file is never inside a bag.
 
-Holes in a sparse source stay holes in the copy (``agent.sparse``): only its data
+Holes in a sparse source stay holes in the copy (``agent.pipeline.sparse``): only its data
 ranges are read and written, and the copy is verified the same way.
 
 The destination root must already exist: an unmounted share must never be replaced
@@ -37,10 +37,10 @@ from agent.destinations.base import (
     TransferControl,
 )
 from agent.errors import ItemError, StopRequested, TransientError
-from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
-from agent.sparse import data_ranges
+from agent.pipeline.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
+from agent.pipeline.sparse import data_ranges
 
 STAGING_FOLDER = ".harvest-partial"
 COPY_CHUNK_BYTES = 4 << 20

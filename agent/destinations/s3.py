@@ -26,13 +26,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError
 
 from agent.config.models import S3Destination
-from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.destinations.http import RetryableHTTPError, http_date, retry_after_value
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
-from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
+from agent.pipeline.hashing import check_identity, open_source, stream_chunks
+from agent.secrets.credentials import resolve
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 _TRANSIENT_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500", "429"}

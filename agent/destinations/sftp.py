@@ -24,12 +24,12 @@ from typing import Any
 import paramiko
 
 from agent.config.models import SftpDestination
-from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
-from agent.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
+from agent.pipeline.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
+from agent.secrets.credentials import resolve
 
 STAGING_FOLDER = ".harvest-partial"
 CHUNK_BYTES = 1 << 20

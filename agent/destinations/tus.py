@@ -27,12 +27,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from agent.config.models import TusDestination
-from agent.credentials import resolve
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.destinations.http import ATTEMPTS, RetryableHTTPError, check_response, http_date, with_retries
 from agent.errors import ItemError, StopRequested, TransientError
-from agent.hashing import check_identity, open_source, stream_chunks
 from agent.package.sidecar import DatasetPackage
+from agent.pipeline.hashing import check_identity, open_source, stream_chunks
+from agent.secrets.credentials import resolve
 
 logger = logging.getLogger(__name__)
 TUS_VERSION = "1.0.0"

@@ -20,10 +20,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent import __version__, credentials
+from agent import __version__
 from agent.config.models import AgentConfig, WatchRule
-from agent.control import ControlServer
-from agent.datasets import DatasetTimers, missing_fileset_members, place
+from agent.controls.channel import ControlServer
+from agent.controls.guard import AcquisitionGuard
 from agent.destinations import build_transports
 from agent.destinations.base import DestinationTransport
 from agent.engine.commands import CommandHandler
@@ -32,16 +32,17 @@ from agent.engine.hash_worker import HashWorker
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
 from agent.errors import HarvestError, JournalWriteError
-from agent.filters import PathFilter
-from agent.guard import AcquisitionGuard
-from agent.hashing import identity_of
-from agent.journal import FileRecord, FileState, Journal, SettledFile
-from agent.lock import StateDirLock
-from agent.metrics_server import MetricsServer
-from agent.notify import Notifier
-from agent.redact import redact
-from agent.settle import Candidate, SettleTracker
-from agent.watch import Found, RootWatcher, relative_posix, scan_tree
+from agent.journal.lock import StateDirLock
+from agent.journal.store import FileRecord, FileState, Journal, SettledFile
+from agent.observe.metrics_server import MetricsServer
+from agent.observe.notify import Notifier
+from agent.pipeline.datasets import DatasetTimers, missing_fileset_members, place
+from agent.pipeline.filters import PathFilter
+from agent.pipeline.hashing import identity_of
+from agent.pipeline.settle import Candidate, SettleTracker
+from agent.pipeline.watch import Found, RootWatcher, relative_posix, scan_tree
+from agent.secrets import credentials
+from agent.secrets.redact import redact
 
 logger = logging.getLogger(__name__)
 SCAN_SLICE = 2000

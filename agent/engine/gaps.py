@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from agent.config.models import WatchRule
-from agent.journal import Journal
-from agent.watch import relative_posix
+from agent.journal.store import Journal
+from agent.pipeline.watch import relative_posix
 
 ROOT_GAP = "./"  # the whole root could not be listed: no dataset to name
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from agent.errors import ItemError, SourceChangedError, SourceVanishedError, StopRequested
 from agent.extract import extract_metadata
-from agent.hashing import sha256_file
-from agent.journal import FileRecord, FileState, Journal
+from agent.journal.store import FileRecord, FileState, Journal
+from agent.pipeline.hashing import sha256_file
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 256

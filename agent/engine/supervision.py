@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from agent.journal import Journal
+from agent.journal.store import Journal
 
 logger = logging.getLogger(__name__)
 HUNG_WORKER_SECONDS = 120.0  # a worker without a heartbeat this long counts as stalled

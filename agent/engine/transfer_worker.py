@@ -22,12 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.bandwidth import RateLimiter
 from agent.config.models import AgentConfig
+from agent.controls.guard import AcquisitionGuard
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
-from agent.guard import AcquisitionGuard
-from agent.journal import (
+from agent.journal.store import (
     DeliveryRecord,
     DeliveryState,
     DestinationHealth,
@@ -38,6 +37,7 @@ from agent.journal import (
 from agent.package.bagit import PayloadEntry
 from agent.package.names import encode_component
 from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_package
+from agent.rules.bandwidth import RateLimiter
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 512

@@ -11,7 +11,7 @@ import bagit
 from agent.config.models import FilesystemDestination
 from agent.destinations.base import PayloadItem
 from agent.destinations.filesystem import FilesystemTransport
-from agent.hashing import identity_of
+from agent.pipeline.hashing import identity_of
 from tests.helpers import stays_false, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, copy_sample, wait_for_revision
 

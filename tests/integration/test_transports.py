@@ -163,7 +163,7 @@ def test_tus_superseded_upload_is_terminated_at_the_server(tmp_path: Path) -> No
     from agent.destinations.base import PayloadItem
     from agent.destinations.tus import TusTransport
     from agent.errors import StopRequested
-    from agent.hashing import identity_of
+    from agent.pipeline.hashing import identity_of
 
     tus = start_tus(tmp_path)
     os.environ.update(tus.environment)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import FileIdentity, Journal, SettledFile
+from agent.journal.store import FileIdentity, Journal, SettledFile
 from agent.package.names import (
     UnrepresentableName,
     decode_component,

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from typer.testing import CliRunner
 
-from agent.cli import app
+from agent.cli.main import app
 
 
 def _commands(group: Any, prefix: str = "harvest") -> list[tuple[str, Any]]:

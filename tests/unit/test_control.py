@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent.control import ControlServer, ControlUnavailable, ControlUntrusted, control_address, send_command
+from agent.controls.channel import ControlServer, ControlUnavailable, ControlUntrusted, control_address, send_command
 
 
 def test_commands_reach_the_handler_and_answers_come_back(tmp_path: Path) -> None:

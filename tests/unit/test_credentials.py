@@ -7,8 +7,8 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from agent import credentials
 from agent.errors import AuthError
+from agent.secrets import credentials
 
 
 class MemoryKeyring(KeyringBackend):

@@ -12,9 +12,9 @@ from agent.config.models import FilesystemDestination
 from agent.destinations.base import PayloadItem
 from agent.destinations.filesystem import STAGING_FOLDER, FilesystemTransport
 from agent.errors import ItemError, SourceChangedError, StopRequested, TransientError
-from agent.hashing import identity_of
 from agent.package.bagit import TagFile
 from agent.package.sidecar import DatasetPackage
+from agent.pipeline.hashing import identity_of
 
 MIB = 1 << 20
 
@@ -177,7 +177,7 @@ def test_full_destination_is_transient(tmp_path: Path) -> None:
 def test_modes_follow_the_config_never_the_umask_and_never_widen_the_source(tmp_path: Path) -> None:
     import stat
 
-    from agent.journal import Journal
+    from agent.journal.store import Journal
 
     old_umask = os.umask(0o000)  # the worst case: everything would be world-writable
     try:
@@ -215,7 +215,7 @@ def test_the_log_file_is_never_readable_by_other_users(tmp_path: Path) -> None:
     import stat
 
     from agent.config import load_config
-    from agent.logsetup import setup_logging
+    from agent.observe.logsetup import setup_logging
     from tests.helpers import write_config
 
     (tmp_path / "instrument").mkdir()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import ItemError, SourceChangedError, SourceVanishedError
-from agent.hashing import READ_CHUNK_BYTES, identity_of, sha256_file
+from agent.pipeline.hashing import READ_CHUNK_BYTES, identity_of, sha256_file
 
 
 def test_sha256_matches_hashlib(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_vanished_and_permission_denied_are_item_errors(tmp_path: Path, monkeypa
     def deny(*args: object, **kwargs: object) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("agent.hashing.os.open", deny)
+    monkeypatch.setattr("agent.pipeline.hashing.os.open", deny)
     with pytest.raises(ItemError, match="permission denied"):
         sha256_file(path, identity_of(path.stat()))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import JournalError
-from agent.journal import (
+from agent.journal.store import (
     JOURNAL_FILE_NAME,
     SCHEMA_VERSION,
     DatasetState,
@@ -112,7 +112,7 @@ def test_checkpoint_and_resume_offset_survive_reopen(tmp_path: Path) -> None:
 
 
 def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
-    from agent.journal import MIGRATIONS
+    from agent.journal.store import MIGRATIONS
 
     connection = sqlite3.connect(tmp_path / JOURNAL_FILE_NAME)
     for statement in MIGRATIONS[0].split(";"):
@@ -224,7 +224,7 @@ def test_a_quarantined_file_never_gets_a_delivery(tmp_path: Path) -> None:
 def test_oldest_unsafe_age_counts_from_first_sight_not_from_checkpoints(tmp_path: Path) -> None:
     import time
 
-    from agent.status import report_from
+    from agent.observe.status import report_from
 
     journal = Journal(tmp_path)
     journal.record_settled([settled("alice/s1/big.bin", size=1000)])
@@ -281,7 +281,7 @@ def _as_user(uid: int, gid: int, action: Callable[[], object]) -> str:
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="acting as other users needs root (CI is root)"
 )
 def test_the_operators_group_reads_the_journal_and_other_users_do_not(tmp_path: Path) -> None:
-    from agent.status import build_status
+    from agent.observe.status import build_status
 
     operators = 65534
     home = Path(tempfile.mkdtemp(prefix="harvest-group-"))  # tmp_path's parents are root's alone

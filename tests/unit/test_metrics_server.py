@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from agent.config.models import Metrics
-from agent.journal import Journal
-from agent.metrics_server import MetricsServer, summary
+from agent.journal.store import Journal
+from agent.observe.metrics_server import MetricsServer, summary
 from tests.helpers import wait_for
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent import credentials
+from agent.cli.doctor import _check_skew, count_folders, filesystem_type
 from agent.config import load_config
 from agent.config.models import AcquisitionGuard as GuardSettings
 from agent.config.show import effective_yaml, redact
-from agent.doctor import _check_skew, count_folders, filesystem_type
-from agent.guard import AcquisitionGuard
-from agent.logsetup import RedactingFormatter, log_file_path
+from agent.controls.guard import AcquisitionGuard
+from agent.observe.logsetup import RedactingFormatter, log_file_path
+from agent.secrets import credentials
 from tests.helpers import write_config
 
 
@@ -58,7 +58,7 @@ def test_a_resolved_secret_never_reaches_a_log_line(monkeypatch: pytest.MonkeyPa
 
 
 def test_credential_shaped_parts_of_any_text_are_masked() -> None:
-    from agent.redact import redact
+    from agent.secrets.redact import redact
 
     assert redact("GET https://alice:hunter22@archive.example/x") == "GET https://***@archive.example/x"
     assert redact("PUT /b/k?X-Amz-Signature=abcdef123&part=1") == "PUT /b/k?X-Amz-Signature=***&part=1"
@@ -145,7 +145,7 @@ def test_http_dates_parse_and_malformed_ones_are_none() -> None:
 def test_doctor_checks_the_metrics_credential_and_tls_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.doctor import _check_metrics
+    from agent.cli.doctor import _check_metrics
 
     monkeypatch.delenv("HARVEST_CREDENTIAL_SCRAPE_TOKEN", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)

@@ -28,8 +28,8 @@ def test_drop_in_makes_roots_read_only_and_destinations_writable(tmp_path: Path)
 def test_relative_paths_are_normalised_so_systemd_applies_the_sandbox(tmp_path: Path) -> None:
     import shutil
 
+    from agent.cli.service import render_drop_in
     from agent.config import load_config
-    from agent.service import render_drop_in
 
     (tmp_path / "demo" / "instrument").mkdir(parents=True)
     (tmp_path / "demo" / "archive").mkdir()

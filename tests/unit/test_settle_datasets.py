@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from agent.config.models import Settle
-from agent.datasets import DatasetTimers
-from agent.hashing import identity_of
-from agent.journal import FileIdentity
-from agent.settle import SettleTracker
+from agent.journal.store import FileIdentity
+from agent.pipeline.datasets import DatasetTimers
+from agent.pipeline.hashing import identity_of
+from agent.pipeline.settle import SettleTracker
 
 
 class FakeClock:

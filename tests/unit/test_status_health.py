@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.status import DEGRADED, DOWN, HEALTHY, UNSAFE_DEGRADED_SECONDS, assess
+from agent.observe.status import DEGRADED, DOWN, HEALTHY, UNSAFE_DEGRADED_SECONDS, assess
 
 
 def report(**changes: Any) -> dict[str, Any]:

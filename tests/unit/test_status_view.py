@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.status import assess
-from agent.status_view import duration, size, status_view
+from agent.observe.status import assess
+from agent.observe.status_view import duration, size, status_view
 
 
 def busy_report(datasets: int, errors: int) -> dict[str, Any]:

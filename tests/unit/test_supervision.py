@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.config import load_config
 from agent.engine import Engine
-from agent.status import build_status
+from agent.observe.status import build_status
 from tests.helpers import wait_for, write_config
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.filters import PathFilter
-from agent.templates import DatasetTemplate
+from agent.pipeline.filters import PathFilter
+from agent.rules.templates import DatasetTemplate
 
 
 def test_template_fields_key_and_remainder() -> None:

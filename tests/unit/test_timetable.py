@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from agent.bandwidth import RateLimiter
-from agent.timetable import Schedule, Timetable
+from agent.rules.bandwidth import RateLimiter
+from agent.rules.timetable import Schedule, Timetable
 
 MIB = 1 << 20
 # 2026-11-23 is a Monday.

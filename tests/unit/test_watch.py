@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agent.filters import PathFilter
-from agent.watch import RootWatcher, scan_tree
+from agent.pipeline.filters import PathFilter
+from agent.pipeline.watch import RootWatcher, scan_tree
 from tests.helpers import wait_for
 
 
@@ -64,7 +64,7 @@ def test_unreadable_folder_is_reported_and_scan_continues(tmp_path: Path, monkey
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)
 
-    monkeypatch.setattr("agent.watch.os.scandir", scandir)
+    monkeypatch.setattr("agent.pipeline.watch.os.scandir", scandir)
     files, errors = scanned(tmp_path)
     assert files == ["open/f.tif"]
     assert errors == [(str(tmp_path / "locked"), "cannot list folder: Permission denied")]

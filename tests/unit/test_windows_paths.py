@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import lock as lock_module
 from agent.config.loader import default_config_path
 from agent.destinations import filesystem
+from agent.journal import lock as lock_module
 
 
 def test_default_config_under_programdata(monkeypatch: pytest.MonkeyPatch) -> None:

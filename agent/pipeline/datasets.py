@@ -1,6 +1,6 @@
 """Dataset stage: which dataset a file belongs to, and when a dataset is complete.
 
-Placement comes from the watch rule's template (see ``agent.templates``). Closing is
+Placement comes from the watch rule's template (see ``agent.rules.templates``). Closing is
 decided on the LOCAL MONOTONIC clock, by three rules:
 
 * idle: no member appeared or changed for ``dataset_idle_seconds``;
@@ -24,7 +24,7 @@ from typing import Any
 
 from agent.config.models import Settle, WatchRule
 from agent.extract.dicom import grouping_attributes
-from agent.templates import TemplateMatch
+from agent.rules.templates import TemplateMatch
 
 
 @dataclass

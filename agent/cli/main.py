@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from agent import __version__
 from agent.config import AgentConfig, ConfigInvalid, load_config, resolve_config_path
 from agent.errors import FatalError, HarvestError
-from agent.redact import redact
+from agent.secrets.redact import redact
 
 
 class _OperatorOrder(TyperGroup):
@@ -68,11 +68,11 @@ def _load(config_path: Path | None) -> AgentConfig:
 
 
 def _setup_logging(config: AgentConfig, verbose: bool) -> None:
-    from agent.logsetup import setup_logging
+    from agent.observe.logsetup import setup_logging
 
     setup_logging(config, verbose=verbose)
     if config.process.priority == "low":
-        from agent.priority import lower_priority
+        from agent.controls.priority import lower_priority
 
         logging.getLogger("agent").debug("process priority lowered: %s", lower_priority())
 
@@ -132,7 +132,7 @@ def scan(
     Exit 0 if everything is verified at every destination, 1 if any item failed, 2 for a config error.
     """
     from agent.engine import Engine
-    from agent.scan_summary import summarize
+    from agent.observe.scan_summary import summarize
 
     config = _load(config_path)
     if root:
@@ -166,8 +166,8 @@ def status(
     """
     from rich.console import Console
 
-    from agent.status import build_status
-    from agent.status_view import status_view
+    from agent.observe.status import build_status
+    from agent.observe.status_view import status_view
 
     config = _load(config_path)
     try:
@@ -188,14 +188,14 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.2)] = 2.0,
 ) -> None:
     """The status screen, live (Ctrl-C to leave; the agent keeps running)."""
-    from agent.watch_view import watch_status
+    from agent.observe.watch_view import watch_status
 
     config = _load(config_path)
     watch_status(config.state_dir, interval)
 
 
 def _control(config_path: Path | None, command: str, arguments: dict[str, Any]) -> None:
-    from agent.control import send_command
+    from agent.controls.channel import send_command
 
     config = _load(config_path)
     try:
@@ -255,7 +255,7 @@ def doctor(config_path: ConfigOption = None) -> None:
 
     Every problem comes with a fix hint. Exit 1 if any check fails (warnings do not fail).
     """
-    from agent.doctor import render_checks, run_checks
+    from agent.cli.doctor import render_checks, run_checks
 
     path = resolve_config_path(config_path)
     checks = run_checks(path)
@@ -272,7 +272,7 @@ def inspect(
     from rich.console import Console
 
     from agent.extract import extract_metadata
-    from agent.inspect_view import render_metadata
+    from agent.observe.inspect_view import render_metadata
 
     console = Console()
     failed = False
@@ -304,7 +304,7 @@ def login(
     """
     import getpass
 
-    from agent import credentials
+    from agent.secrets import credentials
 
     secret = getpass.getpass(f"secret for {name} (not shown): ")
     if not secret:
@@ -352,7 +352,7 @@ def service_render(
     ] = None,
 ) -> None:
     """Print (or write) the systemd drop-in that makes the watched roots read-only for the service."""
-    from agent.service import DROP_IN_NAME, render_drop_in
+    from agent.cli.service import DROP_IN_NAME, render_drop_in
 
     text = render_drop_in(_load(config_path))
     if output is None:

@@ -30,8 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from agent.config.models import Metrics
-from agent.metrics import JournalCollector
-from agent.status import assess, build_status
+from agent.observe.metrics import JournalCollector
+from agent.observe.status import assess, build_status
 
 logger = logging.getLogger(__name__)
 

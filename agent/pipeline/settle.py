@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.hashing import identity_of
-from agent.journal import FileIdentity
+from agent.journal.store import FileIdentity
+from agent.pipeline.hashing import identity_of
 
 Clock = Callable[[], float]
 StatFunction = Callable[[Path], os.stat_result]

@@ -28,9 +28,9 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.journal_connection import JOURNAL_FILE_NAME, JournalConnection, display
-from agent.journal_names import archive_name, legacy_archive_key
-from agent.journal_records import (
+from agent.journal.connection import JOURNAL_FILE_NAME, JournalConnection, display
+from agent.journal.names import archive_name, legacy_archive_key
+from agent.journal.records import (
     FILE_COLUMN_COUNT,
     FILE_COLUMNS,
     DatasetRecord,
@@ -41,7 +41,7 @@ from agent.journal_records import (
     SettledFile,
     file_from_row,
 )
-from agent.journal_schema import (
+from agent.journal.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     DatasetState,

@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.bandwidth import RateLimiter, parse_rate
 from agent.config.models import AcquisitionGuard as GuardSettings
+from agent.rules.bandwidth import RateLimiter, parse_rate
 
 
 class AcquisitionGuard:

@@ -1,4 +1,4 @@
-"""Prometheus metrics from the journal (served by ``agent.metrics_server``).
+"""Prometheus metrics from the journal (served by ``agent.observe.metrics_server``).
 
 Every scrape reads the journal (read-only) through the same report as ``harvest
 status``, so the figures a fleet dashboard shows are the ones an operator sees.
@@ -14,8 +14,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.journal import Journal
-from agent.status import report_from
+from agent.journal.store import Journal
+from agent.observe.status import report_from
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from agent import credentials
 from agent.config import AgentConfig, ConfigInvalid, load_config
 from agent.config.models import FilesystemDestination, WatchRule
 from agent.destinations import build_transports
 from agent.errors import AuthError, HarvestError, ItemError, TransientError
 from agent.package.names import encode_component
+from agent.secrets import credentials
 
 Level = Literal["ok", "warn", "fail"]
 FREE_FAIL_BYTES = 100 << 20
@@ -67,7 +67,7 @@ def _check_metrics(config: AgentConfig) -> Iterator[Check]:
     settings = config.metrics
     if settings is None:
         return
-    from agent.metrics_server import tls_context
+    from agent.observe.metrics_server import tls_context
 
     name = f"metrics {settings.listen}"
     try:

@@ -1,6 +1,6 @@
 """The journal's connection: opening, migrations, transactions, facts, errors, reads.
 
-Part of the journal (with ``agent.journal``, ``journal_schema``, ``journal_records`` and
+Part of the journal (with ``agent.journal.store``, ``journal_schema``, ``journal_records`` and
 ``journal_names``): only these modules touch SQLite. ``Journal`` adds the pipeline's
 states on top of this class.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import JournalError, JournalWriteError
-from agent.journal_schema import MIGRATIONS, SCHEMA_VERSION
+from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from agent.package.names import display as _display
-from agent.redact import redact
+from agent.secrets.redact import redact
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
 
@@ -96,7 +96,7 @@ def _refuse_empty(path: Path) -> None:
 
 
 def display(text: str) -> str:
-    """Text fit to store for people: printable, and with no secret in it (``agent.redact``)."""
+    """Text fit to store for people: printable, and with no secret in it (``agent.secrets.redact``)."""
     return redact(_display(text))
 
 

@@ -28,7 +28,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from agent.filters import PathFilter
+from agent.pipeline.filters import PathFilter
 
 ErrorCallback = Callable[[str, str], None]
 UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason

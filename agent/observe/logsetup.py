@@ -2,7 +2,7 @@
 
 Where no journald collects stderr (Windows, or ``logging.file`` set) the same lines go
 to a size-rotated file. Every formatted line, tracebacks included, passes through
-``agent.redact``: a secret that reaches an exception message never reaches a log.
+``agent.secrets.redact``: a secret that reaches an exception message never reaches a log.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from agent.config.models import AgentConfig
-from agent.redact import redact
+from agent.secrets.redact import redact
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

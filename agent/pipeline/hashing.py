@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import ItemError, SourceChangedError, SourceVanishedError, StopRequested
-from agent.journal import FileIdentity
+from agent.journal.store import FileIdentity
 
 READ_CHUNK_BYTES = 1 << 20
 # O_NONBLOCK: a file swapped for a named pipe (or a device) between settling and reading

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.config.models import AgentConfig
-from agent.journal import DatasetState, DeliveryState, FileState, Journal
+from agent.journal.store import DatasetState, DeliveryState, FileState, Journal
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from agent import credentials
+from agent.secrets import credentials
 
 MASK = "***"
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")

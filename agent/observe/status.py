@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.journal import DeliveryState, FileState, Journal
+from agent.journal.store import DeliveryState, FileState, Journal
 
 HEARTBEAT_STALE_SECONDS = 30.0
 RECENT_ERRORS = 20

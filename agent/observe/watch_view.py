@@ -10,8 +10,8 @@ from rich.live import Live
 from rich.text import Text
 
 from agent.errors import HarvestError
-from agent.status import build_status
-from agent.status_view import status_view
+from agent.observe.status import build_status
+from agent.observe.status_view import status_view
 
 
 def _screen(state_dir: Path, console: Console) -> RenderableType:

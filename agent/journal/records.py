@@ -1,6 +1,6 @@
 """Typed rows of the journal: what its queries return and its writers take.
 
-Kept apart from ``agent.journal`` (which re-exports them) so that the journal module
+Kept apart from ``agent.journal.store`` (which re-exports them) so that the journal module
 holds the SQL and this one the shapes.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.journal_schema import DatasetState, DeliveryState, FileState
+from agent.journal.schema import DatasetState, DeliveryState, FileState
 
 
 @dataclass(frozen=True)

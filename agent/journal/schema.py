@@ -1,6 +1,6 @@
 """The journal's schema: state enums and forward migrations (SQL text only).
 
-Kept apart from ``agent.journal`` (the only module that talks to SQLite) so the schema
+Kept apart from ``agent.journal.store`` (the only module that talks to SQLite) so the schema
 can be read in one place. Each migration is applied once, in order, and
 ``PRAGMA user_version`` records how many have run.
 """

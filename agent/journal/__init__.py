@@ -1,0 +1,7 @@
+"""The agent's state: the SQLite journal and the lock that gives it one writer.
+
+``store`` is the journal (pipeline states and their transitions), ``connection`` opens it
+and runs transactions, ``schema`` holds the migrations, ``records`` the typed rows,
+``names`` the archive-name table, ``lock`` the state-dir lock. SQL lives here and nowhere
+else. May import ``config``, ``package``, ``secrets`` and ``errors``.
+"""
