@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from agent.journal.store import Journal
+from agent.observe.report import StatusReport
 from agent.observe.status import report_from
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class JournalCollector(Collector):
 
 
 def _metrics(
-    report: dict[str, Any],
+    report: StatusReport,
     delivered: list[tuple[Any, ...]],
     queued: list[tuple[Any, ...]],
     failures: list[tuple[Any, ...]],

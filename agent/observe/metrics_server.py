@@ -31,6 +31,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from agent.config.models import Metrics
 from agent.observe.metrics import JournalCollector
+from agent.observe.report import StatusReport
 from agent.observe.status import assess, build_status
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def tls_context(settings: Metrics) -> ssl.SSLContext | None:
     return context
 
 
-def summary(report: dict[str, Any]) -> dict[str, Any]:
+def summary(report: StatusReport) -> dict[str, Any]:
     """The status report without what may name a person or a sample: keys, fields, paths, messages."""
     datasets: dict[str, int] = {}
     for dataset in report["datasets"]:
@@ -139,9 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body, content_type = generate_latest(self.server.registry), CONTENT_TYPE_LATEST
             elif path == "/status":
                 report = build_status(self.server.state_dir)
-                if self.server.settings.status_detail == "summary":
-                    report = summary(report)
-                body, content_type = json.dumps(report, indent=2).encode(), "application/json"
+                shown = summary(report) if self.server.settings.status_detail == "summary" else report
+                body, content_type = json.dumps(shown, indent=2).encode(), "application/json"
             else:
                 self.send_error(404, "try /metrics or /status")
                 return

@@ -8,11 +8,32 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.journal.store import DeliveryState, FileState, Journal
+from agent.observe.report import (
+    AgentReport,
+    Commit,
+    DatasetReport,
+    DatasetState,
+    DestinationReport,
+    DestinationState,
+    ErrorReport,
+    FailedFile,
+    GuardReport,
+    Health,
+    HealthState,
+    InFlight,
+    OldestUnsafe,
+    StatusReport,
+    Unreadable,
+    UnreadablePart,
+    Waiting,
+    WorkerReport,
+)
 
 HEARTBEAT_STALE_SECONDS = 30.0
 RECENT_ERRORS = 20
@@ -22,7 +43,6 @@ RATE_WINDOW_SECONDS = 6.0  # the engine's rate is an average over about this lon
 WORKER_RESTART_DEGRADED_SECONDS = 15 * 60.0
 
 HEALTHY, DEGRADED, DOWN = 0, 1, 2
-HEALTH_NAMES = {HEALTHY: "healthy", DEGRADED: "degraded", DOWN: "down"}
 
 HINTS = {
     "auth": "the destination refused the credential: store the right one with `harvest login NAME`"
@@ -69,7 +89,7 @@ def _silent_pid(facts: dict[str, str]) -> int | None:
     return pid if _pid_alive(pid) and pid != os.getpid() else None
 
 
-def build_status(state_dir: Path) -> dict[str, Any]:
+def build_status(state_dir: Path) -> StatusReport:
     journal = Journal(state_dir, read_only=True)
     try:
         return report_from(journal)
@@ -77,7 +97,7 @@ def build_status(state_dir: Path) -> dict[str, Any]:
         journal.close()
 
 
-def report_from(journal: Journal) -> dict[str, Any]:
+def report_from(journal: Journal) -> StatusReport:
     now = time.time()
     facts = journal.facts()
     running = agent_running(facts, now)
@@ -91,26 +111,20 @@ def report_from(journal: Journal) -> dict[str, Any]:
     )
     deliveries = delivery_counts(journal)
     unreadable = [
-        {"path": f"{root}/{rel_path}", "reason": reason}
+        UnreadablePart(path=f"{root}/{rel_path}", reason=str(reason))
         for root, rel_path, reason in journal.query(
             "SELECT root, rel_path, reason FROM gaps ORDER BY at LIMIT ?", (RECENT_ERRORS,)
         )
     ]
     unreadable_count = int(journal.query("SELECT COUNT(*) FROM gaps")[0][0])
-    destinations = [
-        {"name": name, "state": state, "reason": reason, "next_retry_at": _iso(next_retry)}
-        for name, state, reason, next_retry in journal.query(
-            "SELECT name, state, reason, next_retry_at FROM destinations ORDER BY name"
-        )
-    ]
     live = _live_progress(facts) if running else {}
     in_flight = [
-        {
-            "path": f"{root}/{rel_path}",
-            "destination": destination,
-            "bytes_done": max(offset, live.get((destination, file_id), 0)),
-            "bytes_total": size,
-        }
+        InFlight(
+            path=f"{root}/{rel_path}",
+            destination=str(destination),
+            bytes_done=max(int(offset), live.get((destination, file_id), 0)),
+            bytes_total=int(size),
+        )
         for root, rel_path, destination, offset, size, file_id in journal.query(
             "SELECT f.root, f.rel_path, d.destination, d.offset_bytes, f.size_bytes, f.id FROM deliveries d"
             " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state = ? ORDER BY d.updated_at",
@@ -124,84 +138,107 @@ def report_from(journal: Journal) -> dict[str, Any]:
         (RECENT_DATASETS,),
     )]  # fmt: skip
     errors = [
-        {
-            "at": _iso(at),
-            "kind": kind,
-            "path": path,
-            "destination": destination,
-            "message": message,
-            "hint": HINTS.get(kind, ""),
-        }
+        ErrorReport(
+            at=_iso(at),
+            kind=str(kind),
+            path=path,
+            destination=destination,
+            message=str(message),
+            hint=HINTS.get(kind, ""),
+        )
         for at, kind, path, destination, message in journal.query(
             "SELECT at, kind, path, destination, message FROM errors ORDER BY id DESC LIMIT ?", (RECENT_ERRORS,)
         )
     ]
     failed_files = [
-        {"path": f"{root}/{rel_path}", "error": error}
+        FailedFile(path=f"{root}/{rel_path}", error=error)
         for root, rel_path, error in journal.query(
             "SELECT root, rel_path, error FROM files WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
             (FileState.FAILED, RECENT_ERRORS),
         )
     ]
-    for destination in destinations:
-        name = str(destination["name"])
-        destination["hold"] = (facts.get(f"hold.{name}") or None) if running else None
-        destination["rate_bytes_per_second"] = rates.get(name, 0.0) if running else 0.0
-        destination["rate_window_seconds"] = RATE_WINDOW_SECONDS
-        destination["retrying"] = (facts.get(f"retrying.{name}") or None) if running else None
-        if not running:
-            # Nobody is watching it: what the journal says is only the last thing known.
-            destination["last_known_state"] = destination["state"]
-            destination["state"] = "unknown"
-    guard = {
-        "active": running and facts.get("guard_active") == "1",
-        "since": _iso(facts.get("guard_since")) if running else None,
-        "path": (facts.get("guard_path") or None) if running else None,
-        "rate_bytes_per_second": float(facts.get("guard_rate") or 0) or None,
-    }
-    workers: dict[str, Any] = json.loads(facts.get("workers") or "{}") if running else {}
-    report: dict[str, Any] = {
-        "workers": workers,
-        "agent": {
-            "running": running,
-            "pid": int(facts["pid"]) if running else None,
-            "started_at": _iso(facts.get("started_at")),
-            "heartbeat_at": _iso(facts.get("heartbeat_at")),
-            # Down since: a clean stop records its time; after a crash the last heartbeat tells.
-            "down_since": None if running else _iso(facts.get("stopped_at") or facts.get("heartbeat_at")),
-            "version": facts.get("version"),
-            "instrument_id": facts.get("instrument_id"),
-            "mode": facts.get("mode") or None,  # "run" (the daemon) or "scan" (one-shot, e.g. from cron)
-            # Alive but silent: its process runs, its heartbeat does not (state dir full?).
-            "unresponsive_pid": _silent_pid(facts) if not running else None,
-        },
-        "files": files,
-        "deliveries": deliveries,
-        "destinations": destinations,
-        "in_flight": in_flight,
-        "datasets": datasets,
-        "failed_files": failed_files,
-        "unreadable": {"count": unreadable_count, "parts": unreadable},
-        "errors": errors,
-        "guard": guard,
-        "oldest_unsafe": _oldest_unsafe(journal, now),
-    }
-    waiting = sum(counts.get("pending", 0) + counts.get("sending", 0) for counts in deliveries.values())
-    waiting_counts = {
-        "settling": files["settling"],
-        "to_hash": files.get("settled", 0) + files.get("stale", 0),
-        "to_send": waiting,
-        "datasets_to_commit": _uncommitted_datasets(journal),
-    }
-    report["waiting"] = waiting_counts
-    report["everything_archived"] = (
-        not any(waiting_counts.values())
+    destinations = [
+        _destination_report(str(name), str(state), reason, next_retry, facts, rates, running)
+        for name, state, reason, next_retry in journal.query(
+            "SELECT name, state, reason, next_retry_at FROM destinations ORDER BY name"
+        )
+    ]
+    guard = GuardReport(
+        active=running and facts.get("guard_active") == "1",
+        since=_iso(facts.get("guard_since")) if running else None,
+        path=(facts.get("guard_path") or None) if running else None,
+        rate_bytes_per_second=float(facts.get("guard_rate") or 0) or None,
+    )
+    workers: dict[str, WorkerReport] = json.loads(facts.get("workers") or "{}") if running else {}
+    mode = facts.get("mode") or None  # "run" (the daemon) or "scan" (one-shot, e.g. from cron)
+    agent = AgentReport(
+        running=running,
+        pid=int(facts["pid"]) if running else None,
+        started_at=_iso(facts.get("started_at")),
+        heartbeat_at=_iso(facts.get("heartbeat_at")),
+        # Down since: a clean stop records its time; after a crash the last heartbeat tells.
+        down_since=None if running else _iso(facts.get("stopped_at") or facts.get("heartbeat_at")),
+        version=facts.get("version"),
+        instrument_id=facts.get("instrument_id"),
+        mode="run" if mode == "run" else "scan" if mode == "scan" else None,
+        # Alive but silent: its process runs, its heartbeat does not (state dir full?).
+        unresponsive_pid=_silent_pid(facts) if not running else None,
+    )
+    waiting = Waiting(
+        settling=files["settling"],
+        to_hash=files.get("settled", 0) + files.get("stale", 0),
+        to_send=sum(counts.get("pending", 0) + counts.get("sending", 0) for counts in deliveries.values()),
+        datasets_to_commit=_uncommitted_datasets(journal),
+    )
+    everything_archived = (
+        not any(waiting.values())
         and not (files.get("failed", 0) - files["quarantined"])
         and not any(counts.get("failed", 0) for counts in deliveries.values())
         and not unreadable_count
     )
+    report = StatusReport(
+        health=Health(state="healthy", code=HEALTHY, reasons=[]),  # assessed below, from the rest
+        agent=agent,
+        workers=workers,
+        files=files,
+        deliveries=deliveries,
+        destinations=destinations,
+        in_flight=in_flight,
+        datasets=datasets,
+        failed_files=failed_files,
+        unreadable=Unreadable(count=unreadable_count, parts=unreadable),
+        errors=errors,
+        guard=guard,
+        oldest_unsafe=_oldest_unsafe(journal, now),
+        waiting=waiting,
+        everything_archived=everything_archived,
+    )
     report["health"] = assess(report)
     return report
+
+
+def _destination_report(
+    name: str,
+    state: str,
+    reason: str | None,
+    next_retry: float | None,
+    facts: dict[str, str],
+    rates: dict[str, float],
+    running: bool,
+) -> DestinationReport:
+    # Nobody watching it: what the journal says is only the last thing known.
+    shown: DestinationState = ("paused" if state == "paused" else "active") if running else "unknown"
+    return DestinationReport(
+        name=name,
+        state=shown,
+        reason=reason,
+        next_retry_at=_iso(next_retry),
+        hold=(facts.get(f"hold.{name}") or None) if running else None,
+        rate_bytes_per_second=rates.get(name, 0.0) if running else 0.0,
+        rate_window_seconds=RATE_WINDOW_SECONDS,
+        retrying=(facts.get(f"retrying.{name}") or None) if running else None,
+        last_known_state=None if running else state,
+    )
 
 
 def _uncommitted_datasets(journal: Journal) -> int:
@@ -220,7 +257,7 @@ def _uncommitted_datasets(journal: Journal) -> int:
     )
 
 
-def assess(report: dict[str, Any]) -> dict[str, Any]:
+def assess(report: Mapping[str, Any]) -> Health:
     """Healthy (0), degraded (1) or down (2), with the reasons: the exit code of `harvest status`."""
     down: list[str] = []
     degraded: list[str] = []
@@ -275,7 +312,8 @@ def assess(report: dict[str, Any]) -> dict[str, Any]:
             f"{unsafe.get('path', 'a file')} has waited {unsafe['age_seconds'] / 3600:.0f} h to reach the archive"
         )
     code = DOWN if down else DEGRADED if degraded else HEALTHY
-    return {"state": HEALTH_NAMES[code], "code": code, "reasons": down + degraded}
+    state: HealthState = "down" if code == DOWN else "degraded" if code == DEGRADED else "healthy"
+    return Health(state=state, code=code, reasons=down + degraded)
 
 
 def delivery_counts(journal: Journal) -> dict[str, dict[str, int]]:
@@ -298,7 +336,7 @@ def delivery_counts(journal: Journal) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
+def _oldest_unsafe(journal: Journal, now: float) -> OldestUnsafe | None:
     """The file version that has waited longest and is not yet archived everywhere.
 
     Its age counts from when the agent first saw that version (``first_seen_at``), so
@@ -327,7 +365,7 @@ def _oldest_unsafe(journal: Journal, now: float) -> dict[str, Any] | None:
         return None
     since, file_id = min(candidates)
     root, rel_path = journal.query("SELECT root, rel_path FROM files WHERE id = ?", (file_id,))[0]
-    return {"path": f"{root}/{rel_path}", "since": _iso(since), "age_seconds": max(0.0, now - since)}
+    return OldestUnsafe(path=f"{root}/{rel_path}", since=_iso(since), age_seconds=max(0.0, now - since))
 
 
 def _live_progress(facts: dict[str, str]) -> dict[tuple[str, int], int]:
@@ -342,7 +380,7 @@ def _live_progress(facts: dict[str, str]) -> dict[tuple[str, int], int]:
 
 def _dataset_report(
     journal: Journal, row: tuple[Any, ...], rates: dict[str, float], live: dict[tuple[str, int], int]
-) -> dict[str, Any]:
+) -> DatasetReport:
     dataset_id, key, state, revision, closed_at, reason, fields_json, warnings_json = row
     files_total, bytes_total, failed_files, quarantined = journal.query(
         "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), COALESCE(SUM(state = 'failed'), 0),"
@@ -377,7 +415,7 @@ def _dataset_report(
         (dataset_id,),
     )[0][0]
     commits = {
-        str(destination): {"revision": commit_revision, "state": commit_state, "committed_at": _iso(at)}
+        str(destination): Commit(revision=int(commit_revision), state=str(commit_state), committed_at=_iso(at))
         for destination, commit_revision, commit_state, at in journal.query(
             "SELECT destination, revision, state, committed_at FROM commits WHERE dataset_id = ?", (dataset_id,)
         )
@@ -387,7 +425,7 @@ def _dataset_report(
     unfinished = [name for name, counts in by_destination.items() if counts.get("pending") or counts.get("sending")]
     failed_deliveries = sum(counts.get("failed", 0) for counts in by_destination.values())
     all_committed = bool(by_destination) and all(
-        commits.get(name, {}).get("revision") == revision and commits[name]["state"] == "committed"
+        (commit := commits.get(name)) is not None and commit["revision"] == revision and commit["state"] == "committed"
         for name in by_destination
     )
     warnings = json.loads(warnings_json or "[]")
@@ -396,6 +434,7 @@ def _dataset_report(
         all_committed = all(
             commit["revision"] == revision and commit["state"] == "committed" for commit in commits.values()
         )
+    shown: DatasetState
     if failed_files - quarantined or failed_deliveries:
         shown = "failed"
     elif state == "closed" and all_committed:
@@ -407,23 +446,23 @@ def _dataset_report(
     rate = sum(rates.get(name, 0.0) for name in unfinished) / count if shown == "uploading" else 0.0
     remaining = int(bytes_total) - bytes_done
     fields = json.loads(fields_json or "{}")
-    return {
-        "key": key,
-        "operator": fields.get("operator"),
-        "state": shown,
-        "revision": revision,
-        "closed_at": _iso(closed_at),
-        "close_reason": reason,
-        "files": files_total,
-        "files_done": files_done,
-        "bytes": bytes_total,
-        "bytes_done": bytes_done,
-        "failed_files": failed_files - quarantined,
-        "quarantined_files": quarantined,
-        "failed_deliveries": failed_deliveries,
-        "unreadable_parts": gaps,
-        "rate_bytes_per_second": rate,
-        "eta_seconds": remaining / rate if rate > 0 and remaining > 0 else None,
-        "warnings": warnings,
-        "committed": commits,
-    }
+    return DatasetReport(
+        key=str(key),
+        operator=fields.get("operator"),
+        state=shown,
+        revision=int(revision),
+        closed_at=_iso(closed_at),
+        close_reason=reason,
+        files=int(files_total),
+        files_done=int(files_done),
+        bytes=int(bytes_total),
+        bytes_done=bytes_done,
+        failed_files=int(failed_files - quarantined),
+        quarantined_files=int(quarantined),
+        failed_deliveries=failed_deliveries,
+        unreadable_parts=gaps,
+        rate_bytes_per_second=rate,
+        eta_seconds=remaining / rate if rate > 0 and remaining > 0 else None,
+        warnings=warnings,
+        committed=commits,
+    )

@@ -14,6 +14,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from agent.observe.report import StatusReport
+
 STATE_STYLES = {
     "committed": "green",
     "uploading": "cyan",
@@ -50,7 +52,7 @@ def _since(iso: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def _header(report: dict[str, Any]) -> list[Text]:
+def _header(report: StatusReport) -> list[Text]:
     agent, health = report["agent"], report["health"]
     first = Text()
     first.append(f"{health['state'].upper()}", style=HEALTH_STYLES[health["state"]])
@@ -82,7 +84,7 @@ def _header(report: dict[str, Any]) -> list[Text]:
     return [first, second]
 
 
-def _destinations(report: dict[str, Any]) -> list[Text]:
+def _destinations(report: StatusReport) -> list[Text]:
     lines = []
     for destination in report["destinations"]:
         name = destination["name"]
@@ -92,8 +94,8 @@ def _destinations(report: dict[str, Any]) -> list[Text]:
             text.append("unknown (agent not running)", style="dim")
         elif destination["state"] == "paused":
             text.append("PAUSED", style="bold yellow")
-        elif destination.get("hold"):
-            text.append(destination["hold"].upper(), style="yellow")
+        elif hold := destination.get("hold"):
+            text.append(hold.upper(), style="yellow")
         elif destination.get("retrying"):
             text.append(f"RETRYING: {destination['retrying']}", style="yellow")
         else:
@@ -116,7 +118,7 @@ def _destinations(report: dict[str, Any]) -> list[Text]:
     return lines
 
 
-def _datasets(report: dict[str, Any], rows: int, width: int) -> Table:
+def _datasets(report: StatusReport, rows: int, width: int) -> Table:
     show_rate = width >= 100
     table = Table(box=None, padding=(0, 1), pad_edge=False, expand=False, show_edge=False)
     # Fixed columns take 46 cells plus 2 between each pair, the rate 13 more; the key gets the
@@ -169,7 +171,7 @@ def _short(count: float) -> str:
     return f"{count}B"
 
 
-def _errors(report: dict[str, Any], count: int) -> list[Text]:
+def _errors(report: StatusReport, count: int) -> list[Text]:
     lines = []
     for error in report["errors"][:count]:
         text = Text(f"{_since(error['at'])} ", style="dim")
@@ -181,7 +183,7 @@ def _errors(report: dict[str, Any], count: int) -> list[Text]:
     return lines
 
 
-def status_view(report: dict[str, Any], *, width: int = 80, height: int | None = None) -> RenderableType:
+def status_view(report: StatusReport, *, width: int = 80, height: int | None = None) -> RenderableType:
     """The whole screen; with *height*, every line is cut to the width and the datasets
     and errors are trimmed so that it fits (for ``harvest watch``)."""
     lines = [*_header(report), *_destinations(report)]

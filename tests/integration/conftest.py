@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.helpers import DATA, harvest_command, subprocess_env, wait_for
 from tests.integration.servers import authenticating_server, server  # noqa: F401 - fixtures
+
+STATUS_SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "schemas" / "status-1.schema.json").read_text())
 
 
 class Daemon:
@@ -44,6 +47,7 @@ class Daemon:
         assert result.returncode in (0, 1, 2), result.stderr
         report: dict[str, Any] = json.loads(result.stdout)
         assert report["health"]["code"] == result.returncode
+        jsonschema.validate(report, STATUS_SCHEMA)  # the published contract, on every look a test takes
         return report
 
     def harvest(self, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography import x509
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from agent.config.models import Metrics
 from agent.journal.store import Journal
 from agent.observe.metrics_server import MetricsServer, summary
+from agent.observe.report import StatusReport
 from tests.helpers import wait_for
 
 
@@ -197,7 +198,7 @@ REPORT_WITH_NAMES: dict[str, Any] = {
 
 
 def test_the_status_summary_names_no_person_sample_or_path() -> None:
-    view = summary(REPORT_WITH_NAMES)
+    view = summary(cast(StatusReport, REPORT_WITH_NAMES))
     text = json.dumps(view)
     assert "DOE" not in text and "/data" not in text and "s1" not in text
     assert view["health"]["state"] == "degraded"

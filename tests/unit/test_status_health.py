@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agent.observe.status import DEGRADED, DOWN, HEALTHY, UNSAFE_DEGRADED_SECONDS, assess
 
@@ -86,3 +89,22 @@ def test_a_scan_only_setup_is_healthy_when_everything_is_archived_and_degraded_w
     assert assess(report(agent=after_scan, everything_archived=False))["code"] == DEGRADED
     # The daemon's setup: not running is always down, whatever was archived.
     assert assess(report(agent={"running": False, "mode": "run"}, everything_archived=True))["code"] == DOWN
+
+
+def test_the_published_status_schema_is_the_report_type_and_a_real_report_validates(tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from agent.journal.store import Journal
+    from agent.observe.report import json_schema
+    from agent.observe.status import build_status
+
+    published = json.loads((Path(__file__).parents[2] / "docs/schemas/status-1.schema.json").read_text())
+    assert published == json_schema(), "run: python -m agent.observe.report > docs/schemas/status-1.schema.json"
+    Journal(tmp_path / "state").close()
+    jsonschema.validate(build_status(tmp_path / "state"), published)
+    broken = dict(build_status(tmp_path / "state"))
+    broken["health"] = {"state": "fine", "code": 0, "reasons": []}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, published)

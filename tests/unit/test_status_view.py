@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
+from agent.observe.report import StatusReport
 from agent.observe.status import assess
 from agent.observe.status_view import duration, size, status_view
 
@@ -42,7 +43,7 @@ def busy_report(datasets: int, errors: int) -> dict[str, Any]:
 
 def rendered(report: dict[str, Any], width: int, height: int | None) -> list[str]:
     console = Console(width=width, height=height or 200, record=True, color_system=None, force_terminal=False)
-    console.print(status_view(report, width=width, height=height))
+    console.print(status_view(cast(StatusReport, report), width=width, height=height))
     return console.export_text().splitlines()
 
 
