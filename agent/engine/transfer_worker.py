@@ -26,6 +26,7 @@ from agent.config.models import AgentConfig
 from agent.controls.guard import AcquisitionGuard
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
+from agent.journal.schema import Hold
 from agent.journal.store import (
     DeliveryRecord,
     DeliveryState,
@@ -228,12 +229,12 @@ class TransferWorker(threading.Thread):
 
     # ----- health --------------------------------------------------------------------
 
-    def hold_reason(self) -> str | None:
+    def hold_reason(self) -> Hold | None:
         """Why no upload may start now (None: go ahead). Hashing and extraction go on regardless."""
         if self.operator_paused:
-            return "paused by operator"
+            return Hold.OPERATOR
         if self._schedule is not None and not self._schedule.is_open(datetime.now()):
-            return "outside upload window"
+            return Hold.SCHEDULE
         return None
 
     def retry_now(self) -> None:

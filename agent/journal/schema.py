@@ -35,19 +35,21 @@ class DestinationHealth(StrEnum):
     PAUSED = "paused"
 
 
-def _check(column: str, states: type[StrEnum]) -> str:
-    allowed = ", ".join(f"'{state.value}'" for state in states)
-    return f"CHECK ({column} IN ({allowed}))"
+class Hold(StrEnum):
+    """Why a destination's uploads are held (stored as the ``hold.NAME`` fact)."""
+
+    OPERATOR = "paused by operator"
+    SCHEDULE = "outside upload window"
 
 
 MIGRATIONS: list[str] = [
-    f"""
+    """
     CREATE TABLE datasets (
         id INTEGER PRIMARY KEY,
         root TEXT NOT NULL,
         dataset_key TEXT NOT NULL,
         fields_json TEXT NOT NULL,
-        state TEXT NOT NULL {_check("state", DatasetState)},
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
         revision INTEGER NOT NULL DEFAULT 1,
         opened_at REAL NOT NULL,
         closed_at REAL,
@@ -66,7 +68,7 @@ MIGRATIONS: list[str] = [
         size_bytes INTEGER NOT NULL,
         mtime_ns INTEGER NOT NULL,
         version INTEGER NOT NULL DEFAULT 1,
-        state TEXT NOT NULL {_check("state", FileState)},
+        state TEXT NOT NULL CHECK (state IN ('settled', 'hashed', 'stale', 'ignored', 'failed')),
         sha256 TEXT,
         error TEXT,
         updated_at REAL NOT NULL,
@@ -78,7 +80,7 @@ MIGRATIONS: list[str] = [
         file_id INTEGER NOT NULL REFERENCES files (id),
         destination TEXT NOT NULL,
         version INTEGER NOT NULL,
-        state TEXT NOT NULL {_check("state", DeliveryState)},
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'verified', 'failed')),
         offset_bytes INTEGER NOT NULL DEFAULT 0,
         resumed_from_bytes INTEGER,
         resumes INTEGER NOT NULL DEFAULT 0,
@@ -107,7 +109,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE destinations (
         name TEXT PRIMARY KEY,
-        state TEXT NOT NULL {_check("state", DestinationHealth)},
+        state TEXT NOT NULL CHECK (state IN ('active', 'paused')),
         reason TEXT,
         next_retry_at REAL,
         updated_at REAL NOT NULL

@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agent.journal.schema import Hold
 from agent.journal.store import Journal
 from agent.observe.report import StatusReport
 from agent.observe.status import report_from
@@ -103,7 +104,7 @@ def _metrics(
         errored = destination["state"] == "paused"
         destination_up.add_metric([name], 0.0 if errored else 1.0)
         hold = destination.get("hold")
-        reason = "error" if errored else "operator" if hold == "paused by operator" else "schedule" if hold else ""
+        reason = "error" if errored else "operator" if hold == Hold.OPERATOR else "schedule" if hold else ""
         paused.add_metric([name, reason], 1.0 if reason else 0.0)
     yield destination_up
     yield paused

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from typing_extensions import TypedDict  # pydantic reads its schema from this one before Python 3.12
+from typing_extensions import TypedDict
+
+from agent.journal.schema import Hold  # pydantic reads its schema from this one before Python 3.12
 
 STATUS_VERSION = 1
 
@@ -52,7 +54,7 @@ class DestinationReport(TypedDict):
     state: DestinationState
     reason: str | None
     next_retry_at: str | None
-    hold: str | None
+    hold: Hold | None
     rate_bytes_per_second: float
     rate_window_seconds: float
     retrying: str | None

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.journal.schema import Hold
 from agent.journal.store import DeliveryState, FileState, Journal
 from agent.observe.report import (
     AgentReport,
@@ -217,6 +218,10 @@ def report_from(journal: Journal) -> StatusReport:
     return report
 
 
+def _hold(value: str | None) -> Hold | None:
+    return Hold(value) if value in set(Hold) else None
+
+
 def _destination_report(
     name: str,
     state: str,
@@ -233,7 +238,7 @@ def _destination_report(
         state=shown,
         reason=reason,
         next_retry_at=_iso(next_retry),
-        hold=(facts.get(f"hold.{name}") or None) if running else None,
+        hold=_hold(facts.get(f"hold.{name}")) if running else None,
         rate_bytes_per_second=rates.get(name, 0.0) if running else 0.0,
         rate_window_seconds=RATE_WINDOW_SECONDS,
         retrying=(facts.get(f"retrying.{name}") or None) if running else None,
@@ -292,7 +297,7 @@ def assess(report: Mapping[str, Any]) -> Health:
         if destination["state"] == "paused":
             reason = destination.get("reason")
             degraded.append(f"destination {destination['name']} is paused" + (f": {reason}" if reason else ""))
-        elif destination.get("hold") == "paused by operator":
+        elif destination.get("hold") == Hold.OPERATOR:
             degraded.append(f"destination {destination['name']} is paused by an operator")
         elif retrying := destination.get("retrying"):
             detail = f": {retrying}" if retrying is not True else ""

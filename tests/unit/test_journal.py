@@ -300,3 +300,16 @@ def test_the_operators_group_reads_the_journal_and_other_users_do_not(tmp_path: 
     finally:
         writer.close()
         shutil.rmtree(home)
+
+
+def test_migrations_are_history_and_never_change() -> None:
+    """A journal migrated last year ran these exact statements: editing one rewrites history.
+
+    A new state or column is a new migration appended to the list, never an edit."""
+    import hashlib
+
+    from agent.journal.schema import MIGRATIONS
+
+    applied = ["b92a50279ebc98d6", "e163a4e7358bbdbf", "90cb40191d14c67f", "bca1f731ba9a8215", "612d4e63847b147d"]
+    digests = [hashlib.sha256(migration.encode()).hexdigest()[:16] for migration in MIGRATIONS]
+    assert digests[: len(applied)] == applied
