@@ -29,7 +29,7 @@ class CommandHandler:
         """From the control thread: queue a command and wait for the engine's answer."""
         future: Future[Reply] = Future()
         self._queue.put((command, arguments, future))
-        self._engine.hint(Path(), Path())  # wakes the engine's wait; matches no root
+        self._engine.wake()
         try:
             return future.result(timeout=ANSWER_TIMEOUT_SECONDS)
         except FutureTimeout:
@@ -87,7 +87,7 @@ class CommandHandler:
         engine = self._engine
         outcome = engine.journal.retry_failed(item, lambda root, rel_path: (Path(root) / rel_path).is_file())
         for root, rel_path in outcome.files:
-            engine.hint(Path(root), Path(root) / rel_path)
+            engine.notice(Path(root), Path(root) / rel_path)
         for worker in engine.transfer_workers:
             worker.retry_now()
         parts = []

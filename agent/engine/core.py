@@ -1,6 +1,6 @@
 """The engine: runs the pipeline stages and connects them through the journal.
 
-The engine's own thread does discovery (watch hints + reconcile scans), the settle
+The engine's own thread does discovery (paths the watchers notice + reconcile scans), the settle
 stage and dataset closing; one thread hashes; one thread per destination transfers and
 commits. Stages never call each other: they record states in the journal and wake the
 next stage.
@@ -8,11 +8,9 @@ next stage.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import queue
 import stat as stat_module
 import threading
 import time
@@ -40,7 +38,7 @@ from agent.pipeline.datasets import DatasetTimers, missing_fileset_members, plac
 from agent.pipeline.filters import PathFilter
 from agent.pipeline.hashing import identity_of
 from agent.pipeline.settle import Candidate, SettleTracker
-from agent.pipeline.watch import Found, RootWatcher, relative_posix, scan_tree
+from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_tree
 from agent.secrets import credentials
 from agent.secrets.redact import redact
 
@@ -72,14 +70,14 @@ class _RateMeter:
 class _Root:
     """One watched root with its rule, filter and watcher."""
 
-    def __init__(self, rule: WatchRule, hints: queue.Queue[tuple[Path, Path]]) -> None:
+    def __init__(self, rule: WatchRule, inbox: Inbox) -> None:
         self.rule = rule
         self.path = rule.path
         self.key = str(rule.path)
         self.filter = PathFilter(rule.include, rule.exclude)
         self.template = rule.template
         self.watcher = RootWatcher(
-            rule.path, hints, polling=rule.polling, polling_interval=rule.polling_interval_seconds
+            rule.path, inbox, polling=rule.polling, polling_interval=rule.polling_interval_seconds
         )
 
 
@@ -91,8 +89,8 @@ class Engine:
         self._lock = StateDirLock(config.state_dir)
         self._lock.acquire()
         self._notifier = Notifier() if not oneshot else Notifier(address="")
-        self._hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
-        self._roots = [_Root(rule, self._hints) for rule in config.watch]
+        self._inbox = Inbox()
+        self._roots = [_Root(rule, self._inbox) for rule in config.watch]
         self._use_watchers = watch and not oneshot
         polled = [rule.polling_interval_seconds for rule in config.watch if rule.polling]
         self.guard = AcquisitionGuard(
@@ -157,7 +155,7 @@ class Engine:
 
     def _requeue(self, record: FileRecord) -> None:
         """A file changed while it was read: let it settle again."""
-        self._hints.put((Path(record.root), Path(record.root) / record.rel_path))
+        self._inbox.notice(Path(record.root), Path(record.root) / record.rel_path)
 
     # ----- lifecycle -------------------------------------------------------------------
 
@@ -281,7 +279,7 @@ class Engine:
     def _tick(self) -> None:
         now = time.monotonic()
         self.commands.run_pending()
-        self._drain_hints()
+        self._look_at_noticed()
         if now >= self._next_scan and not self._scans and not self.oneshot:
             self._start_scans()
         self._advance_scans()
@@ -327,9 +325,13 @@ class Engine:
         """The engine thread's journal connection (use only from the engine thread)."""
         return self._journal
 
-    def hint(self, root: Path, path: Path) -> None:
+    def notice(self, root: Path, path: Path) -> None:
         """Queue a path for the engine thread to look at (thread-safe)."""
-        self._hints.put((root, path))
+        self._inbox.notice(root, path)
+
+    def wake(self) -> None:
+        """End the engine thread's wait now (thread-safe)."""
+        self._inbox.wake()
 
     def rescan(self, rule_paths: list[Path]) -> None:
         """Full scans of these roots (engine thread)."""
@@ -356,8 +358,7 @@ class Engine:
         deadlines = [self._tracker.next_deadline(), self._timers.next_deadline(), self._next_heartbeat]
         deadline = min(deadline for deadline in deadlines if deadline is not None)
         timeout = min(max(deadline - time.monotonic(), 0.01), 1.0)
-        with contextlib.suppress(queue.Empty):
-            self._hints.put(self._hints.get(timeout=timeout))
+        self._inbox.wait(timeout)
 
     def _start_scans(self) -> None:
         self._gaps.prune()
@@ -397,17 +398,13 @@ class Engine:
             return
         self._tracker.observe(root.key, rel_path, path, identity, follow_symlinks=root.rule.follow_symlinks)
 
-    def _drain_hints(self) -> None:
-        while True:
-            try:
-                root_path, path = self._hints.get_nowait()
-            except queue.Empty:
-                return
+    def _look_at_noticed(self) -> None:
+        for root_path, path in self._inbox.drain():
             root = next((root for root in self._roots if root.path == root_path), None)
             if root is not None:
-                self._hint(root, path)
+                self._look_at(root, path)
 
-    def _hint(self, root: _Root, path: Path) -> None:
+    def _look_at(self, root: _Root, path: Path) -> None:
         rel_path = relative_posix(root.path, path)
         if rel_path is None:
             return

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,29 +138,58 @@ def _classify(
         return None
 
 
-class _EnqueueHandler(FileSystemEventHandler):
-    """Only filters and enqueues: all decisions happen in the engine's thread."""
+class Inbox:
+    """Paths noticed (by watchers, retries) for the engine thread to look at, and its wake-up.
 
-    def __init__(self, root: Path, hints: queue.Queue[tuple[Path, Path]]) -> None:
+    Thread-safe. A noticed path is only a prompt to look: the engine decides everything.
+    """
+
+    def __init__(self) -> None:
+        self._noticed: queue.SimpleQueue[tuple[Path, Path]] = queue.SimpleQueue()
+        self._woken = threading.Event()
+
+    def notice(self, root: Path, path: Path) -> None:
+        self._noticed.put((root, path))
+        self._woken.set()
+
+    def wake(self) -> None:
+        """Make the engine's wait end now (an operator command is waiting)."""
+        self._woken.set()
+
+    def wait(self, timeout: float) -> None:
+        """Until something is noticed, a wake, or *timeout* seconds."""
+        self._woken.wait(timeout)
+        self._woken.clear()  # anything noticed before this is drained next; anything after sets it again
+
+    def drain(self) -> Iterator[tuple[Path, Path]]:
+        while True:
+            try:
+                yield self._noticed.get_nowait()
+            except queue.Empty:
+                return
+
+
+class _NoticeHandler(FileSystemEventHandler):
+    """Only passes paths on: all decisions happen in the engine's thread."""
+
+    def __init__(self, root: Path, inbox: Inbox) -> None:
         self._root = root
-        self._hints = hints
+        self._inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if raw:
-                self._hints.put((self._root, Path(os.fsdecode(raw))))
+                self._inbox.notice(self._root, Path(os.fsdecode(raw)))
 
 
 class RootWatcher:
     """A watchdog observer for one root that can be checked and restarted."""
 
-    def __init__(
-        self, root: Path, hints: queue.Queue[tuple[Path, Path]], *, polling: bool, polling_interval: float
-    ) -> None:
+    def __init__(self, root: Path, inbox: Inbox, *, polling: bool, polling_interval: float) -> None:
         self.root = root
-        self._hints = hints
+        self._inbox = inbox
         self._polling = polling
         self._polling_interval = polling_interval
         self._observer: BaseObserver | None = None
@@ -167,7 +197,7 @@ class RootWatcher:
 
     def start(self) -> None:
         observer: BaseObserver = PollingObserver(timeout=self._polling_interval) if self._polling else Observer()
-        observer.schedule(_EnqueueHandler(self.root, self._hints), str(self.root), recursive=True)
+        observer.schedule(_NoticeHandler(self.root, self._inbox), str(self.root), recursive=True)
         observer.daemon = True
         observer.start()
         self._observer = observer

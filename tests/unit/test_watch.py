@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import os
-import queue
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.pipeline.filters import PathFilter
-from agent.pipeline.watch import RootWatcher, scan_tree
+from agent.pipeline.watch import Inbox, RootWatcher, scan_tree
 from tests.helpers import wait_for
 
 
@@ -71,13 +70,19 @@ def test_unreadable_folder_is_reported_and_scan_continues(tmp_path: Path, monkey
 
 
 @pytest.mark.parametrize("polling", [False, True])
-def test_watcher_enqueues_hints_and_restarts(tmp_path: Path, polling: bool) -> None:
-    hints: queue.Queue[tuple[Path, Path]] = queue.Queue()
-    watcher = RootWatcher(tmp_path, hints, polling=polling, polling_interval=0.2)
+def test_watcher_passes_paths_on_and_restarts(tmp_path: Path, polling: bool) -> None:
+    inbox = Inbox()
+    watcher = RootWatcher(tmp_path, inbox, polling=polling, polling_interval=0.2)
     watcher.start()
+    noticed: list[Path] = []
+
+    def seen_new_file() -> bool:
+        noticed.extend(path for _, path in inbox.drain())
+        return any(path.name == "new.tif" for path in noticed)
+
     try:
         (tmp_path / "new.tif").write_bytes(b"1")
-        wait_for(lambda: any(path.name == "new.tif" for _, path in list(hints.queue)), timeout=10)
+        wait_for(seen_new_file, timeout=10)
         watcher._observer.stop()  # type: ignore[union-attr]  # simulate a watcher thread dying
         watcher._observer.join()  # type: ignore[union-attr]
         assert not watcher.is_alive()
@@ -85,3 +90,19 @@ def test_watcher_enqueues_hints_and_restarts(tmp_path: Path, polling: bool) -> N
         assert watcher.is_alive() and watcher.restarts == 1
     finally:
         watcher.stop()
+
+
+def test_the_inbox_wakes_its_waiter_and_loses_nothing() -> None:
+    import threading
+    import time
+
+    inbox = Inbox()
+    threading.Timer(0.05, inbox.wake).start()
+    started = time.monotonic()
+    inbox.wait(timeout=30)  # a wake ends the wait long before the timeout
+    assert time.monotonic() - started < 15
+    inbox.notice(Path("/r"), Path("/r/a"))
+    inbox.wait(timeout=30)  # something noticed: returns at once
+    inbox.notice(Path("/r"), Path("/r/b"))
+    assert list(inbox.drain()) == [(Path("/r"), Path("/r/a")), (Path("/r"), Path("/r/b"))]
+    assert list(inbox.drain()) == []
