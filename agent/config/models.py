@@ -266,7 +266,7 @@ class Logging(StrictModel):
     backups: Annotated[int, Field(ge=0, le=100)] = Field(default=5, description="rotated files kept")
 
 
-class AcquisitionGuard(StrictModel):
+class GuardSettings(StrictModel):
     """Throttle uploads while an acquisition is writing, so the instrument never stalls."""
 
     enabled: bool = Field(default=True, description="watch for growing files and throttle uploads meanwhile")
@@ -368,7 +368,7 @@ class Process(StrictModel):
     )
 
 
-class Control(StrictModel):
+class ControlChannelSettings(StrictModel):
     """The local control channel used by harvest pause/resume/retry/rescan."""
 
     enabled: bool = Field(default=True, description="listen on <state_dir>/control.sock (a named pipe on Windows)")
@@ -389,12 +389,12 @@ class AgentConfig(StrictModel):
     scan: Scan = Field(default_factory=Scan, description="reconcile scans")
     destinations: Annotated[list[Destination], Field(min_length=1, description="where datasets are archived")]
     logging: Logging = Field(default_factory=Logging, description="logging to stderr and optionally a file")
-    acquisition_guard: AcquisitionGuard = Field(
-        default_factory=AcquisitionGuard, description="upload throttling while an acquisition is running"
+    acquisition_guard: GuardSettings = Field(
+        default_factory=GuardSettings, description="upload throttling while an acquisition is running"
     )
     metrics: Metrics | None = Field(default=None, description="HTTP endpoint for Prometheus (off by default)")
     process: Process = Field(default_factory=Process, description="process priority")
-    control: Control = Field(default_factory=Control, description="local control channel")
+    control: ControlChannelSettings = Field(default_factory=ControlChannelSettings, description="local control channel")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> AgentConfig:

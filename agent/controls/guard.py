@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.config.models import AcquisitionGuard as GuardSettings
+from agent.config.models import GuardSettings
 from agent.rules.bandwidth import RateLimiter, parse_rate
 
 

@@ -45,23 +45,6 @@ BATCH_SIZE = 512
 SMALL_FILE_BYTES = 8 << 20
 
 
-class _SerialJournal:
-    """One journal connection shared by threads: one method call at a time."""
-
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._journal, name)
-
-        def locked(*arguments: Any, **keywords: Any) -> Any:
-            with self._lock:
-                return method(*arguments, **keywords)
-
-        return locked
-
-
 MAX_ATTEMPTS = 3
 STALL_REPORT_SECONDS = 15.0  # a busy destination silent this long shows as retrying in status
 FLUSH_SECONDS = 1.0  # finished deliveries are made durable and journalled at least this often
@@ -70,7 +53,7 @@ BACKOFF_MAX_SECONDS = 300.0
 
 
 @dataclass
-class _Control:
+class _DeliveryControl:
     """The engine's side of one delivery: journal intent, checkpoints, stop requests."""
 
     journal: Journal
@@ -332,10 +315,10 @@ class TransferWorker(threading.Thread):
         Small files journal nothing while in flight; the few journal calls of the error
         paths are serialised. Every delivery that finished is kept even when another failed.
         """
-        shared = _SerialJournal(journal)
         failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"send-{self.transport.name}") as pool:
-            futures = [pool.submit(self._deliver_one, shared, delivery) for delivery in deliveries]  # type: ignore[arg-type]
+            # The pool's threads share the worker's journal connection, which serialises them.
+            futures = [pool.submit(self._deliver_one, journal, delivery) for delivery in deliveries]
             for future in futures:
                 try:
                     outcome = future.result()
@@ -344,8 +327,7 @@ class TransferWorker(threading.Thread):
                     continue
                 if outcome is not None:
                     results.append(outcome)
-                    # Through the lock: sender threads use the same connection.
-                    self._flush_if_due(shared, results)  # type: ignore[arg-type]
+                    self._flush_if_due(journal, results)  # serialised with the senders by the connection
         if failure is not None:
             raise failure
 
@@ -379,14 +361,14 @@ class TransferWorker(threading.Thread):
             self.live[file_id] = self.live.get(file_id, 0) + count
             self._progress(count)
 
-        control = _Control(journal, delivery, self._stop_event, self.hold_reason, on_progress=progress)
+        control = _DeliveryControl(journal, delivery, self._stop_event, self.hold_reason, on_progress=progress)
         try:
             return self._deliver_with(journal, delivery, item, control)
         finally:
             self.live.pop(file_id, None)
 
     def _deliver_with(
-        self, journal: Journal, delivery: DeliveryRecord, item: PayloadItem, control: _Control
+        self, journal: Journal, delivery: DeliveryRecord, item: PayloadItem, control: _DeliveryControl
     ) -> tuple[DeliveryRecord, DeliveryState, str | None] | None:
         record = delivery.file
         source_path = item.source_path

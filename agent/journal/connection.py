@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -106,6 +107,7 @@ class JournalConnection:
     def __init__(self, state_dir: Path, *, read_only: bool = False) -> None:
         self.path = state_dir / JOURNAL_FILE_NAME
         self.read_only = read_only
+        self._serial = threading.RLock()
         _refuse_empty(self.path)
         try:
             if read_only:
@@ -172,26 +174,29 @@ class JournalConnection:
         A write the disk refuses (state dir full, read-only, I/O error) rolls back and raises
         ``JournalWriteError``: nothing is recorded half, and the caller may try again later.
         """
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise _write_error(self.path, error) from None
-        try:
-            yield self._db
-        except sqlite3.OperationalError as error:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise _write_error(self.path, error) from None
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise _write_error(self.path, error) from None
+        # One transaction at a time on this connection, also when threads share it (a
+        # worker's small-file pool): a statement of one never lands inside another's.
+        with self._serial:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise _write_error(self.path, error) from None
+            try:
+                yield self._db
+            except sqlite3.OperationalError as error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise _write_error(self.path, error) from None
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise _write_error(self.path, error) from None
 
     # ----- agent facts -------------------------------------------------------------
 
@@ -225,7 +230,8 @@ class JournalConnection:
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Read-only queries for the status report (kept here so sqlite3 stays in one module)."""
         try:
-            return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]
+            with self._serial:
+                return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]
         except sqlite3.OperationalError as error:
             if self.read_only:
                 raise JournalError(f"the journal {self.path} is busy ({error}); try again") from None

@@ -10,7 +10,7 @@ import pytest
 
 from agent.cli.doctor import _check_skew, count_folders, filesystem_type
 from agent.config import load_config
-from agent.config.models import AcquisitionGuard as GuardSettings
+from agent.config.models import GuardSettings
 from agent.config.show import effective_yaml, redact
 from agent.controls.guard import AcquisitionGuard
 from agent.observe.logsetup import RedactingFormatter, log_file_path
