@@ -499,14 +499,14 @@ class Engine:
             if record.state != FileState.FAILED
         )
 
-    def _close(self, dataset_id: int, reason: str) -> None:
+    def _close(self, dataset_id: int, reason: str, *, forced: bool = False) -> None:
         missing = self._missing_fileset_members(dataset_id)
         dataset = self._journal.dataset(dataset_id)
         if missing:
             warning = f"closed with fileset members missing: {', '.join(missing)}"
             self._journal.add_dataset_warning(dataset_id, warning)
             self._journal.record_error("dataset", f"dataset {dataset.dataset_key}: {warning}")
-        if reason.startswith("forced"):
+        if forced:
             self._journal.record_error("dataset", f"dataset {dataset.dataset_key} was closed by force: {reason}")
             root = next((root for root in self._roots if root.key == dataset.root), None)
             still_written = (
@@ -521,7 +521,7 @@ class Engine:
     def _close_datasets(self) -> None:
         decisions = self._timers.due(self._dataset_busy)
         for decision in decisions:
-            self._close(decision.dataset_id, decision.reason)
+            self._close(decision.dataset_id, decision.reason, forced=decision.forced)
         if decisions:
             self._wake_transfers()
 

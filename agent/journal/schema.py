@@ -176,6 +176,12 @@ MIGRATIONS: list[str] = [
         UNIQUE (scope, parent, fold)
     );
     """,
+    # 6: quarantine is a flag, not a message prefix (a failed file kept on the instrument on
+    # purpose: shown, never an alarm); earlier quarantines are recognised by their text once.
+    """
+    ALTER TABLE files ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+    UPDATE files SET quarantined = 1 WHERE state = 'failed' AND error LIKE 'quarantined%';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

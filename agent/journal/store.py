@@ -127,7 +127,7 @@ class Journal(JournalConnection):
                     db.execute(
                         "UPDATE files SET dataset_id = ?, path_in_dataset = ?, path_nfc = ?, archive_path = ?,"
                         " dev = ?, ino = ?, size_bytes = ?, mtime_ns = ?, state = ?, error = ?, updated_at = ?,"
-                        " first_seen_at = ?, sha256 = NULL, version = version + 1 WHERE id = ?",
+                        " first_seen_at = ?, sha256 = NULL, quarantined = 0, version = version + 1 WHERE id = ?",
                         (*values, now, row[0]),
                     )
                 db.execute("DELETE FROM gaps WHERE root = ? AND rel_path = ?", (item.root, item.rel_path))
@@ -181,11 +181,11 @@ class Journal(JournalConnection):
             for record, sha256, metadata_json in hashed:
                 reason = quarantined.get(record.id)
                 cursor = db.execute(
-                    "UPDATE files SET state = ?, sha256 = ?, metadata_json = ?, error = ?, updated_at = ?"
-                    " WHERE id = ? AND version = ? AND state = ?",
+                    "UPDATE files SET state = ?, sha256 = ?, metadata_json = ?, error = ?, quarantined = ?,"
+                    " updated_at = ? WHERE id = ? AND version = ? AND state = ?",
                     (
-                        FileState.HASHED if reason is None else FileState.FAILED, sha256, metadata_json, reason, now,
-                        record.id, record.version, FileState.SETTLED,
+                        FileState.HASHED if reason is None else FileState.FAILED, sha256, metadata_json, reason,
+                        int(reason is not None), now, record.id, record.version, FileState.SETTLED,
                     ),
                 )  # fmt: skip
                 if cursor.rowcount == 0:
@@ -211,7 +211,7 @@ class Journal(JournalConnection):
     def mark_file(self, record: FileRecord, state: FileState, error: str | None) -> None:
         with self.transaction() as db:
             db.execute(
-                "UPDATE files SET state = ?, error = ?, updated_at = ? WHERE id = ? AND version = ?",
+                "UPDATE files SET state = ?, error = ?, quarantined = 0, updated_at = ? WHERE id = ? AND version = ?",
                 (state, None if error is None else display(error), time.time(), record.id, record.version),
             )
 
@@ -520,7 +520,7 @@ class Journal(JournalConnection):
                     outcome.still_missing.append(f"{root}/{rel_path}")
                     continue
                 db.execute(
-                    "UPDATE files SET state = ?, error = NULL, updated_at = ? WHERE id = ?",
+                    "UPDATE files SET state = ?, error = NULL, quarantined = 0, updated_at = ? WHERE id = ?",
                     (FileState.STALE, now, file_id),
                 )
                 outcome.files.append((root, rel_path))

@@ -108,7 +108,7 @@ def report_from(journal: Journal) -> StatusReport:
     files["settling"] = int(facts.get("settling") or 0) if running else 0
     # Quarantined files are failed on purpose (kept on the instrument): shown, but not an alarm.
     files["quarantined"] = int(
-        journal.query("SELECT COUNT(*) FROM files WHERE state = 'failed' AND error LIKE 'quarantined%'")[0][0]
+        journal.query("SELECT COUNT(*) FROM files WHERE state = 'failed' AND quarantined = 1")[0][0]
     )
     deliveries = delivery_counts(journal)
     unreadable = [
@@ -389,7 +389,7 @@ def _dataset_report(
     dataset_id, key, state, revision, closed_at, reason, fields_json, warnings_json = row
     files_total, bytes_total, failed_files, quarantined = journal.query(
         "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), COALESCE(SUM(state = 'failed'), 0),"
-        " COALESCE(SUM(state = 'failed' AND error LIKE 'quarantined%'), 0) FROM files"
+        " COALESCE(SUM(state = 'failed' AND quarantined = 1), 0) FROM files"
         " WHERE dataset_id = ? AND state != 'ignored'",
         (dataset_id,),
     )[0]

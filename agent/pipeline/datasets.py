@@ -38,6 +38,7 @@ class _Timer:
 class CloseDecision:
     dataset_id: int
     reason: str
+    forced: bool = False  # closed at the cap, possibly while files were still being written
 
 
 @dataclass
@@ -75,7 +76,9 @@ class DatasetTimers:
         decisions = []
         for dataset_id, timer in self._timers.items():
             if now - timer.opened >= self.settle.dataset_max_open_seconds:
-                decisions.append(CloseDecision(dataset_id, "forced: open longer than dataset_max_open_seconds"))
+                decisions.append(
+                    CloseDecision(dataset_id, "forced: open longer than dataset_max_open_seconds", forced=True)
+                )
                 continue
             idle = now - timer.last_activity >= self.settle.dataset_idle_seconds
             if not (timer.marker_seen or (self.settle.marker is None and idle)):

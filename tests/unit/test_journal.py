@@ -218,6 +218,32 @@ def test_a_quarantined_file_never_gets_a_delivery(tmp_path: Path) -> None:
     assert journal.known_identity("/root", "alice/s1/bad.tif")[1] == FileState.FAILED  # type: ignore[index]
     assert journal.query("SELECT kind, message FROM errors") == [("item", "quarantined (malformed)")]
     assert journal.facts()["failures.item"] == "1"
+    # Quarantine is a flag, whatever the message says; a new version of the file clears it.
+    assert journal.query("SELECT rel_path FROM files WHERE quarantined = 1") == [("alice/s1/bad.tif",)]
+    journal.record_settled([settled("alice/s1/bad.tif", size=999)])
+    assert journal.query("SELECT COUNT(*) FROM files WHERE quarantined = 1") == [(0,)]
+    journal.close()
+
+
+def test_quarantines_recorded_before_the_flag_are_recognised_once_by_their_text(tmp_path: Path) -> None:
+    from agent.journal.store import MIGRATIONS
+
+    connection = sqlite3.connect(tmp_path / JOURNAL_FILE_NAME)
+    for number, migration in enumerate(MIGRATIONS[:5]):
+        for statement in migration.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {number + 1}")
+    for name, error in (("held.tif", "quarantined (malformed, rule says quarantine): bad IFD"), ("x.tif", "gone")):
+        connection.execute(
+            "INSERT INTO files (root, rel_path, dev, ino, size_bytes, mtime_ns, state, error, updated_at)"
+            " VALUES ('/r', ?, 1, 2, 3, 4, 'failed', ?, 0)",
+            (name, error),
+        )
+    connection.commit()
+    connection.close()
+    journal = Journal(tmp_path)
+    assert journal.query("SELECT rel_path FROM files WHERE quarantined = 1") == [("held.tif",)]
     journal.close()
 
 

@@ -115,7 +115,7 @@ def test_forced_close_cap_even_while_busy() -> None:
         clock.now += 5
         timers.touch(3)
     decisions = timers.due(busy=[3])
-    assert len(decisions) == 1 and decisions[0].reason.startswith("forced")
+    assert len(decisions) == 1 and decisions[0].forced and decisions[0].reason.startswith("forced")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
