@@ -94,7 +94,9 @@ class SftpTransport(DestinationTransport):
                 pkey=pkey, password=None if pkey else secret, timeout=self.config.timeout_seconds,
                 allow_agent=False, look_for_keys=False,
             )  # fmt: skip
-            if self.config.known_hosts is None:
+            if self.config.known_hosts is None and self._tofu_path.parent.is_dir():
+                # Remembered in the state dir; a check run before the agent's first start
+                # (doctor) creates nothing, and the agent's first connection pins the key.
                 client.save_host_keys(str(self._tofu_path))
             self._client, self._sftp = client, client.open_sftp()
         except (paramiko.SSHException, OSError, EOFError) as error:
