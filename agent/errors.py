@@ -19,6 +19,41 @@ decides what to do by exception *type*, never by matching message text.
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import ClassVar
+
+
+class ErrorKind(StrEnum):
+    """What a recorded error is about: stored with it, counted by it (``harvest_failures_total``),
+    and the fix shown beside it (``hint``)."""
+
+    ITEM = "item"
+    TRANSIENT = "transient"
+    AUTH = "auth"
+    WATCH = "watch"
+    DATASET = "dataset"
+    CONTROL = "control"
+    METRICS = "metrics"
+    INTERNAL = "internal"
+
+    @property
+    def hint(self) -> str:
+        return _HINTS[self]
+
+
+_HINTS = {
+    ErrorKind.AUTH: "the destination refused the credential: store the right one with `harvest login NAME`"
+    " (or fix $HARVEST_CREDENTIAL_NAME), then `harvest retry`",
+    ErrorKind.TRANSIENT: "the destination is unreachable, slow or full; the agent keeps retrying with backoff."
+    " Check the network or share, and run `harvest doctor`",
+    ErrorKind.ITEM: "this file could not be read or sent; fix the cause, then `harvest retry PATH`",
+    ErrorKind.WATCH: "check that the watched folder exists and the agent may read it; run `harvest doctor`",
+    ErrorKind.DATASET: "archived with a warning, recorded in its harvest.json; a late file makes a new revision",
+    ErrorKind.CONTROL: "the control channel could not start; check permissions on the state dir",
+    ErrorKind.METRICS: "the metrics port is taken or not allowed; change metrics.listen",
+    ErrorKind.INTERNAL: "",
+}
+
 
 class StopRequested(Exception):
     """The agent is shutting down; long operations stop at the next safe point."""
@@ -28,10 +63,13 @@ class HarvestError(Exception):
     """Base class: ``str(error)`` is a complete, user-facing sentence."""
 
     exit_code = 1
+    kind: ClassVar[ErrorKind] = ErrorKind.INTERNAL
 
 
 class ItemError(HarvestError):
     """A single item (file, dataset) cannot be processed; others are unaffected."""
+
+    kind = ErrorKind.ITEM
 
 
 class SourceChangedError(ItemError):
@@ -45,9 +83,13 @@ class SourceVanishedError(ItemError):
 class TransientError(HarvestError):
     """A destination is temporarily unavailable (unmounted share, disk full, network down)."""
 
+    kind = ErrorKind.TRANSIENT
+
 
 class AuthError(HarvestError):
     """A destination rejected the agent's credentials."""
+
+    kind = ErrorKind.AUTH
 
 
 class JournalWriteError(HarvestError):

@@ -29,7 +29,7 @@ from agent.engine.gaps import Gaps
 from agent.engine.hash_worker import HashWorker
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
-from agent.errors import HarvestError, JournalWriteError
+from agent.errors import ErrorKind, HarvestError, JournalWriteError
 from agent.journal.lock import StateDirLock
 from agent.journal.store import FileRecord, FileState, Journal, SettledFile
 from agent.observe.metrics_server import MetricsServer
@@ -225,7 +225,7 @@ class Engine:
         except (OSError, KeyError) as error:
             message = f"control channel unavailable ({error}); harvest pause/resume/retry/rescan will not work"
             logger.warning(message)
-            self._journal.record_error("control", message)
+            self._journal.record_error(ErrorKind.CONTROL, message)
             self._control = None
             return
         self._control.start()
@@ -241,7 +241,7 @@ class Engine:
             detail = error.strerror if isinstance(error, OSError) and error.strerror else error
             message = f"metrics endpoint {settings.listen} unavailable: {detail}"
             logger.error(message)
-            self._journal.record_error("metrics", message)
+            self._journal.record_error(ErrorKind.METRICS, message)
             return
         self._metrics.start()
         logger.info("serving /metrics and /status on %s", self.config.metrics.listen)
@@ -272,7 +272,7 @@ class Engine:
         except OSError as error:
             message = f"cannot watch {root.path}: {error.strerror}; relying on periodic scans"
             logger.warning(message)
-            self._journal.record_error("watch", message, path=root.key)
+            self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
 
     # ----- the loop --------------------------------------------------------------------
 
@@ -368,14 +368,14 @@ class Engine:
     def _scan_root(self, root: _Root, start: Path | None = None) -> Iterator[Found]:
         if not root.path.is_dir():
             message = f"watched root {root.path} does not exist or is not a folder"
-            self._journal.record_error("watch", message, path=root.key)
+            self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
             return iter(())
         return scan_tree(
             root.path,
             root.filter,
             follow_symlinks=root.rule.follow_symlinks,
             start=start,
-            on_error=lambda path, message: self._journal.record_error("watch", f"{path}: {message}", path=path),
+            on_error=lambda path, message: self._journal.record_error(ErrorKind.WATCH, f"{path}: {message}", path=path),
             on_unreadable=lambda path, folder, reason: self._gaps.unreadable(root.rule, path, folder, reason),
             on_listed=lambda folder: self._gaps.listed(root.rule, folder),
         )
@@ -505,9 +505,10 @@ class Engine:
         if missing:
             warning = f"closed with fileset members missing: {', '.join(missing)}"
             self._journal.add_dataset_warning(dataset_id, warning)
-            self._journal.record_error("dataset", f"dataset {dataset.dataset_key}: {warning}")
+            self._journal.record_error(ErrorKind.DATASET, f"dataset {dataset.dataset_key}: {warning}")
         if forced:
-            self._journal.record_error("dataset", f"dataset {dataset.dataset_key} was closed by force: {reason}")
+            message = f"dataset {dataset.dataset_key} was closed by force: {reason}"
+            self._journal.record_error(ErrorKind.DATASET, message)
             root = next((root for root in self._roots if root.key == dataset.root), None)
             still_written = (
                 "still being written when the dataset was closed by force (dataset_max_open_seconds);"
@@ -556,7 +557,7 @@ class Engine:
             if not root.watcher.is_alive() and root.path.is_dir():
                 message = f"watcher for {root.path} had stopped; restarted it and rescanning"
                 logger.warning(message)
-                self._journal.record_error("watch", message, path=root.key)
+                self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
                 root.watcher.restart()
                 self._scans.append((root, self._scan_root(root)))
 

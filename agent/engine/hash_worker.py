@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.errors import ItemError, SourceChangedError, SourceVanishedError, StopRequested
+from agent.errors import ErrorKind, ItemError, SourceChangedError, SourceVanishedError, StopRequested
 from agent.extract import extract_metadata
 from agent.journal.store import FileRecord, FileState, Journal
 from agent.pipeline.hashing import sha256_file
@@ -118,18 +118,18 @@ class HashWorker(threading.Thread):
                 continue
             except SourceVanishedError as error:
                 journal.mark_file(record, FileState.FAILED, str(error))
-                journal.record_error("item", str(error), path=str(path))
+                journal.record_error(ErrorKind.ITEM, str(error), path=str(path))
                 continue
             except ItemError as error:
                 logger.warning("%s", error)
                 journal.mark_file(record, FileState.FAILED, str(error))
-                journal.record_error("item", str(error), path=str(path))
+                journal.record_error(ErrorKind.ITEM, str(error), path=str(path))
                 continue
             except OSError as error:
                 # Failing to read a file is that file's problem (an I/O error on a bad sector).
                 message = f"{path}: read failed: {error.strerror or error}"
                 journal.mark_file(record, FileState.FAILED, message)
-                journal.record_error("item", message, path=str(path))
+                journal.record_error(ErrorKind.ITEM, message, path=str(path))
                 continue
             except StopRequested:
                 raise
@@ -137,7 +137,7 @@ class HashWorker(threading.Thread):
                 logger.error("%s: unexpected error while hashing", path, exc_info=error)
                 message = f"{path}: internal error while hashing ({type(error).__name__}); see the log"
                 journal.mark_file(record, FileState.FAILED, message)
-                journal.record_error("internal", message, path=str(path))
+                journal.record_error(ErrorKind.INTERNAL, message, path=str(path))
                 continue
             metadata_json, malformed = self._metadata(path)
             hashed.append((record, digest, metadata_json))

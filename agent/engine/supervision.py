@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from agent.errors import ErrorKind
 from agent.journal.store import Journal
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class RestartLog:
         message = f"worker {name} stopped ({reason}); restarted it (restart {count})"
         logger.error(message)
         with contextlib.suppress(Exception):  # the journal may be what failed
-            journal.record_error("internal", message)
+            journal.record_error(ErrorKind.INTERNAL, message)
 
     def facts(self, workers: Sequence[tuple[str, Worker, bool]]) -> dict[str, dict[str, object]]:
         """(name, worker, finished on purpose) -> alive, stalled, restarts, internal errors."""

@@ -25,7 +25,16 @@ from typing import Any
 from agent.config.models import AgentConfig
 from agent.controls.guard import AcquisitionGuard
 from agent.destinations.base import DestinationTransport, PayloadItem
-from agent.errors import AuthError, ItemError, SourceChangedError, SourceVanishedError, StopRequested, TransientError
+from agent.errors import (
+    AuthError,
+    ErrorKind,
+    HarvestError,
+    ItemError,
+    SourceChangedError,
+    SourceVanishedError,
+    StopRequested,
+    TransientError,
+)
 from agent.journal.schema import Hold
 from agent.journal.store import (
     DeliveryRecord,
@@ -194,7 +203,7 @@ class TransferWorker(threading.Thread):
             " Please report it with the log file"
         )
         try:
-            self._pause(journal, TransientError(message), kind="internal")
+            self._pause(journal, TransientError(message), kind=ErrorKind.INTERNAL)
         except Exception:
             logger.exception("could not record the error in the journal")
             self._stop_event.wait(BACKOFF_FIRST_SECONDS)
@@ -225,7 +234,7 @@ class TransferWorker(threading.Thread):
         self._next_probe = 0.0
         self.wake.set()
 
-    def _pause(self, journal: Journal, error: Exception, kind: str | None = None) -> None:
+    def _pause(self, journal: Journal, error: Exception, kind: ErrorKind | None = None) -> None:
         self._failures += 1
         delay = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** (self._failures - 1))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
@@ -233,7 +242,7 @@ class TransferWorker(threading.Thread):
         delay = max(delay, getattr(error, "retry_after_seconds", None) or 0.0)
         self._next_probe = time.monotonic() + delay
         self.paused_reason = str(error)
-        kind = kind or ("auth" if isinstance(error, AuthError) else "transient")
+        kind = kind or (error.kind if isinstance(error, HarvestError) else ErrorKind.TRANSIENT)
         logger.warning("destination %s paused: %s (next try in %.0f s)", self.transport.name, error, delay)
         journal.set_destination_health(self.transport.name, DestinationHealth.PAUSED, str(error), time.time() + delay)
         journal.record_error(kind, str(error), destination=self.transport.name)
@@ -384,12 +393,12 @@ class TransferWorker(threading.Thread):
             return None
         except SourceVanishedError as error:
             journal.mark_file(record, FileState.FAILED, str(error))
-            journal.record_error("item", str(error), path=str(source_path))
+            journal.record_error(ErrorKind.ITEM, str(error), path=str(source_path))
             return (delivery, DeliveryState.FAILED, str(error))
         except (TransientError, AuthError):
             raise
         except ItemError as error:
-            journal.record_error("item", str(error), path=str(source_path), destination=self.transport.name)
+            journal.record_error(ErrorKind.ITEM, str(error), path=str(source_path), destination=self.transport.name)
             attempts = int(
                 journal.query(
                     "SELECT attempts FROM deliveries WHERE file_id = ? AND destination = ?",
@@ -401,10 +410,8 @@ class TransferWorker(threading.Thread):
             return (delivery, state, str(error))
         except Exception as error:
             logger.error("%s: unexpected error delivering %s", self.transport.name, source_path, exc_info=error)
-            journal.record_error(
-                "internal", f"{self.transport.name}: unexpected reply or internal error ({type(error).__name__})",
-                destination=self.transport.name,
-            )  # fmt: skip
+            message = f"{self.transport.name}: unexpected reply or internal error ({type(error).__name__})"
+            journal.record_error(ErrorKind.INTERNAL, message, destination=self.transport.name)
             raise TransientError(
                 f"{self.transport.name}: unexpected reply or internal error ({type(error).__name__}); retrying"
             ) from None

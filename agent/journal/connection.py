@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.errors import JournalError, JournalWriteError
+from agent.errors import ErrorKind, JournalError, JournalWriteError
 from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from agent.package.names import display as _display
 from agent.secrets.redact import redact
@@ -207,13 +207,15 @@ class JournalConnection:
     def facts(self) -> dict[str, str]:
         return dict(self.query("SELECT key, value FROM agent"))
 
-    def record_error(self, kind: str, message: str, *, path: str | None = None, destination: str | None = None) -> None:
+    def record_error(
+        self, kind: ErrorKind, message: str, *, path: str | None = None, destination: str | None = None
+    ) -> None:
         with self.transaction() as db:
             self._insert_error(db, kind, message, path=path, destination=destination)
 
     @staticmethod
     def _insert_error(
-        db: sqlite3.Connection, kind: str, message: str, *, path: str | None, destination: str | None
+        db: sqlite3.Connection, kind: ErrorKind, message: str, *, path: str | None, destination: str | None
     ) -> None:
         db.execute(
             "INSERT INTO errors (at, kind, path, destination, message) VALUES (?, ?, ?, ?, ?)",

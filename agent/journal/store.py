@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agent.errors import ErrorKind
 from agent.journal.connection import JOURNAL_FILE_NAME, JournalConnection, display
 from agent.journal.names import archive_name, legacy_archive_key
 from agent.journal.records import (
@@ -132,7 +133,7 @@ class Journal(JournalConnection):
                     )
                 db.execute("DELETE FROM gaps WHERE root = ? AND rel_path = ?", (item.root, item.rel_path))
                 if error is not None and state == FileState.FAILED:
-                    self._insert_error(db, "item", error, path=f"{item.root}/{item.rel_path}", destination=None)
+                    self._insert_error(db, ErrorKind.ITEM, error, path=f"{item.root}/{item.rel_path}", destination=None)
                 if dataset_id is not None:
                     touched.append(dataset_id)
         return sorted(set(touched))
@@ -191,7 +192,8 @@ class Journal(JournalConnection):
                 if cursor.rowcount == 0:
                     continue  # a newer version arrived meanwhile; it will be hashed in turn
                 if reason is not None:
-                    self._insert_error(db, "item", reason, path=f"{record.root}/{record.rel_path}", destination=None)
+                    path = f"{record.root}/{record.rel_path}"
+                    self._insert_error(db, ErrorKind.ITEM, reason, path=path, destination=None)
                     continue
                 for destination in destinations_by_root.get(record.root, []):
                     db.execute(

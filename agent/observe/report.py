@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from typing_extensions import TypedDict
 
+from agent.errors import ErrorKind
 from agent.journal.schema import Hold  # pydantic reads its schema from this one before Python 3.12
 
 STATUS_VERSION = 1
@@ -112,7 +113,7 @@ class Unreadable(TypedDict):
 
 class ErrorReport(TypedDict):
     at: str | None
-    kind: str
+    kind: ErrorKind
     path: str | None
     destination: str | None
     message: str

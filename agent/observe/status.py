@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.errors import ErrorKind
 from agent.journal.schema import Hold
 from agent.journal.store import DeliveryState, FileState, Journal
 from agent.observe.report import (
@@ -44,19 +45,6 @@ RATE_WINDOW_SECONDS = 6.0  # the engine's rate is an average over about this lon
 WORKER_RESTART_DEGRADED_SECONDS = 15 * 60.0
 
 HEALTHY, DEGRADED, DOWN = 0, 1, 2
-
-HINTS = {
-    "auth": "the destination refused the credential: store the right one with `harvest login NAME`"
-    " (or fix $HARVEST_CREDENTIAL_NAME), then `harvest retry`",
-    "transient": "the destination is unreachable, slow or full; the agent keeps retrying with backoff."
-    " Check the network or share, and run `harvest doctor`",
-    "item": "this file could not be read or sent; fix the cause, then `harvest retry PATH`",
-    "watch": "check that the watched folder exists and the agent may read it; run `harvest doctor`",
-    "dataset": "archived with a warning, recorded in its harvest.json; a late file makes a new revision",
-    "control": "the control channel could not start; check permissions on the state dir",
-    "metrics": "the metrics port is taken or not allowed; change metrics.listen",
-}
-
 
 def _iso(value: float | str | None) -> str | None:
     if value is None or value == "":
@@ -141,11 +129,11 @@ def report_from(journal: Journal) -> StatusReport:
     errors = [
         ErrorReport(
             at=_iso(at),
-            kind=str(kind),
+            kind=_kind(kind),
             path=path,
             destination=destination,
             message=str(message),
-            hint=HINTS.get(kind, ""),
+            hint=_kind(kind).hint,
         )
         for at, kind, path, destination, message in journal.query(
             "SELECT at, kind, path, destination, message FROM errors ORDER BY id DESC LIMIT ?", (RECENT_ERRORS,)
@@ -216,6 +204,10 @@ def report_from(journal: Journal) -> StatusReport:
     )
     report["health"] = assess(report)
     return report
+
+
+def _kind(value: str) -> ErrorKind:
+    return ErrorKind(value) if value in set(ErrorKind) else ErrorKind.INTERNAL
 
 
 def _hold(value: str | None) -> Hold | None:

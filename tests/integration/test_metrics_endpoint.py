@@ -82,7 +82,9 @@ def test_a_flood_of_half_sent_requests_costs_no_threads_and_no_tracebacks(
         slow.append(connection)
         if index % 20 == 0:
             busiest = max(busiest, _threads(pid))
-    assert busiest <= baseline + 2 * 8 + 2, (baseline, busiest)
+    # A thread and a deadline timer per served connection, a few more while finished ones
+    # exit; never one per client.
+    assert busiest <= baseline + 2 * 8 + 6, (baseline, busiest)
     for connection in slow[:200]:
         connection.close()  # half the clients vanish mid-request
     for connection in slow[200:]:

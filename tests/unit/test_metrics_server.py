@@ -162,8 +162,9 @@ def test_half_sent_requests_are_bounded_and_cut_at_the_deadline(
         connection.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
         slow.append(connection)
         busiest = max(busiest, threading.active_count())
-    # Each served connection costs its thread and a deadline timer; none beyond the bound.
-    assert busiest <= threads_before + 2 * 4
+    # Each served connection costs its thread and a deadline timer; a few more while finished
+    # ones exit (a slot is free a moment before its thread has ended), never one per client.
+    assert busiest <= threads_before + 2 * 4 + 4 < threads_before + 40
     for connection in slow:  # every one ends: refused at once or cut at the deadline
         connection.settimeout(10)
         assert connection.recv(1024) == b""
