@@ -30,9 +30,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from agent.config.models import Metrics
+from agent.observe.health import assess
 from agent.observe.metrics import JournalCollector
 from agent.observe.report import StatusReport
-from agent.observe.status import assess, build_status
+from agent.observe.status import build_status
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent.observe.status import DEGRADED, DOWN, HEALTHY, UNSAFE_DEGRADED_SECONDS, assess
+from agent.observe.health import DEGRADED, DOWN, HEALTHY, UNSAFE_DEGRADED_SECONDS, assess
 
 
 def report(**changes: Any) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any, cast
 
 from rich.console import Console
 
+from agent.observe.health import assess
 from agent.observe.report import StatusReport
-from agent.observe.status import assess
 from agent.observe.status_view import duration, size, status_view
 
 
