@@ -46,6 +46,19 @@ class JournalCollector(Collector):
         yield from _metrics(report, delivered, queued, failures)
 
 
+def _files_and_bytes(
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily], prefix: str, meaning: str, rows: list[tuple[Any, ...]]
+) -> Iterator[Metric]:
+    """``PREFIX_bytes`` and ``PREFIX_files`` per destination, from (destination, files, bytes) rows."""
+    byte_family = family(f"{prefix}_bytes", f"Bytes {meaning}", labels=["destination"])
+    file_family = family(f"{prefix}_files", f"Files {meaning}", labels=["destination"])
+    for destination, count, byte_count in rows:
+        file_family.add_metric([str(destination)], float(count))
+        byte_family.add_metric([str(destination)], float(byte_count))
+    yield byte_family
+    yield file_family
+
+
 def _metrics(
     report: StatusReport,
     delivered: list[tuple[Any, ...]],
@@ -64,24 +77,8 @@ def _metrics(
     health = GaugeMetricFamily("harvest_health", "0 healthy, 1 degraded, 2 down (as harvest status exits)")
     health.add_metric([], float(report["health"]["code"]))
     yield health
-    files_bytes = CounterMetricFamily(
-        "harvest_delivered_bytes", "Bytes verified at each destination", labels=["destination"]
-    )
-    files_count = CounterMetricFamily(
-        "harvest_delivered_files", "Files verified at each destination", labels=["destination"]
-    )
-    for destination, count, byte_count in delivered:
-        files_count.add_metric([str(destination)], float(count))
-        files_bytes.add_metric([str(destination)], float(byte_count))
-    yield files_bytes
-    yield files_count
-    queue_files = GaugeMetricFamily("harvest_queue_files", "Files waiting to be sent", labels=["destination"])
-    queue_bytes = GaugeMetricFamily("harvest_queue_bytes", "Bytes waiting to be sent", labels=["destination"])
-    for destination, count, byte_count in queued:
-        queue_files.add_metric([str(destination)], float(count))
-        queue_bytes.add_metric([str(destination)], float(byte_count))
-    yield queue_files
-    yield queue_bytes
+    yield from _files_and_bytes(CounterMetricFamily, "harvest_delivered", "verified at each destination", delivered)
+    yield from _files_and_bytes(GaugeMetricFamily, "harvest_queue", "waiting to be sent", queued)
     states = GaugeMetricFamily("harvest_files", "Files by state", labels=["state"])
     for state, count in report["files"].items():
         states.add_metric([state], float(count))
