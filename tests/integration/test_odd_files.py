@@ -10,7 +10,7 @@ from pathlib import Path
 import bagit
 import pytest
 
-from tests.helpers import wait_for, write_config
+from tests.helpers import random_file, wait_for, write_config
 from tests.integration.conftest import Daemon, harvest_json, run_scan, wait_for_revision
 
 DaemonFactory = Callable[[Path], Daemon]
@@ -176,17 +176,16 @@ def test_a_source_changed_mid_copy_leaves_no_partial_copy_behind(
     change: str, tmp_path: Path, daemon_factory: DaemonFactory
 ) -> None:
     (tmp_path / "archive").mkdir()
-    session = tmp_path / "instrument" / "alice" / "s1"
-    session.mkdir(parents=True)
-    source = session / "stack.raw"
-    source.write_bytes(os.urandom(24 << 20))
+    source = random_file(tmp_path / "instrument/alice/s1/stack.raw", 24 << 20)
+    session = source.parent
     destination = {"name": "archive", "type": "filesystem", "path": str(tmp_path / "archive"),
                    "bandwidth": "4MiB/s", "checkpoint_bytes": 1 << 20}  # fmt: skip
     config = write_config(tmp_path, destinations=[destination])
     daemon = daemon_factory(config).start()
+    # Running first: the journal file exists a moment before its tables do.
     wait_for(
-        lambda: daemon.journal_rows(tmp_path, "SELECT 1 FROM deliveries WHERE state = 'sending' AND offset_bytes > 0")
-        if (tmp_path / "state/journal.sqlite3").exists() else None,
+        lambda: daemon.running()
+        and daemon.journal_rows(tmp_path, "SELECT 1 FROM deliveries WHERE state = 'sending' AND offset_bytes > 0"),
         timeout=60, what="the copy is under way",
     )  # fmt: skip
     partials = tmp_path / "archive" / ".harvest-partial"

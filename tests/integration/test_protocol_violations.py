@@ -91,7 +91,7 @@ def test_a_bucket_that_appears_later_is_waited_for_not_a_dead_worker(
         daemon = daemon_factory(config).start()
 
         def paused() -> dict[str, Any] | None:
-            report = daemon.status() if (tmp_path / "state/journal.sqlite3").exists() else None
+            report = daemon.status() if daemon.running() else None  # its journal has tables once it runs
             if report and report["destinations"] and report["destinations"][0]["state"] == "paused":
                 return report
             return None
