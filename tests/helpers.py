@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -89,3 +90,14 @@ def random_file(path: Path, size: int, block_bytes: int = 4 << 20) -> Path:
             handle.write(block)
             remaining -= len(block)
     return path
+
+
+def journal_rows(state_dir: Path, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one statement on the journal file, through a connection of the test's own.
+
+    For tests that look beneath the journal's methods (the agent keeps SQL in its journal package).
+    """
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(state_dir / "journal.sqlite3", timeout=30)) as db, db:
+        return [tuple(row) for row in db.execute(sql, parameters).fetchall()]

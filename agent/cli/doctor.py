@@ -82,14 +82,19 @@ def _check_metrics(config: AgentConfig) -> Iterator[Check]:
         detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         yield Check(name, "fail", f"TLS certificate or key unusable: {detail}", "check metrics.tls paths and modes")
         return
-    exposure = "loopback only" if not settings.allow_remote else "network, " + " and ".join(
-        part
-        for part, present in (
-            ("bearer token", settings.credential),
-            ("mutual TLS", settings.tls and settings.tls.client_ca),
-            ("TLS", settings.tls and not settings.tls.client_ca),
+    exposure = (
+        "loopback only"
+        if not settings.allow_remote
+        else "network, "
+        + " and ".join(
+            part
+            for part, present in (
+                ("bearer token", settings.credential),
+                ("mutual TLS", settings.tls and settings.tls.client_ca),
+                ("TLS", settings.tls and not settings.tls.client_ca),
+            )
+            if present
         )
-        if present
     )
     yield Check(name, "ok", f"{exposure}; /status detail: {settings.status_detail}")
 

@@ -484,10 +484,7 @@ class Engine:
         dataset = self._journal.dataset(dataset_id)
         if self._pending_in(dataset.root, dataset.dataset_key):
             return True
-        if self._journal.query(
-            "SELECT 1 FROM files WHERE dataset_id = ? AND state IN (?, ?) LIMIT 1",
-            (dataset_id, FileState.SETTLED, FileState.STALE),
-        ):
+        if self._journal.has_unhashed_files(dataset_id):
             return True
         return bool(self._missing_fileset_members(dataset_id))
 

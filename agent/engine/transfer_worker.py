@@ -293,9 +293,7 @@ class TransferWorker(threading.Thread):
             self._flush(journal, results)
         return bool(deliveries)
 
-    def _flush_if_due(
-        self, journal: Journal, results: list[tuple[DeliveryRecord, DeliveryState, str | None]]
-    ) -> None:
+    def _flush_if_due(self, journal: Journal, results: list[tuple[DeliveryRecord, DeliveryState, str | None]]) -> None:
         """Journal finished deliveries at least every FLUSH_SECONDS: a restart never redoes
         (or re-reads to verify) more than that much work."""
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
@@ -350,7 +348,8 @@ class TransferWorker(threading.Thread):
             identity=record.identity,
             sha256=record.sha256 or "",
             bag_path=bag_path_for(
-                self._config.instrument.id, delivery.archive_key or delivery.dataset_key,
+                self._config.instrument.id,
+                delivery.archive_key or delivery.dataset_key,
                 self._root_names.get(record.root),
             ),
             path_in_dataset=record.bag_name,
@@ -399,12 +398,7 @@ class TransferWorker(threading.Thread):
             raise
         except ItemError as error:
             journal.record_error(ErrorKind.ITEM, str(error), path=str(source_path), destination=self.transport.name)
-            attempts = int(
-                journal.query(
-                    "SELECT attempts FROM deliveries WHERE file_id = ? AND destination = ?",
-                    (record.id, self.transport.name),
-                )[0][0]
-            )
+            attempts = journal.delivery_attempts(record.id, self.transport.name)
             # This failure is attempt number attempts + 1.
             state = DeliveryState.FAILED if attempts + 1 >= MAX_ATTEMPTS else DeliveryState.PENDING
             return (delivery, state, str(error))

@@ -114,9 +114,7 @@ class DicomExtractor:
                 magic = has_dicom_magic(stream.read(DICOM_MAGIC_OFFSET + 4))
                 stream.seek(0)
                 try:
-                    dataset = pydicom.dcmread(
-                        stream, stop_before_pixels=True, specific_tags=ALLOWED, force=not magic
-                    )
+                    dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=ALLOWED, force=not magic)
                 except InvalidDicomError:
                     raise ValueError("not a DICOM file") from None
                 except Exception as error:  # noqa: BLE001 - messages of a corrupt parse may quote bytes

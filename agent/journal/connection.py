@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ErrorKind, JournalError, JournalWriteError
-from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION, VIEWS
 from agent.package.names import display as _display
 from agent.secrets.redact import redact
 
@@ -46,9 +46,7 @@ def _bind(parameters: Any) -> Any:
 def _row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> tuple[Any, ...]:
     for value in row:
         if type(value) is bytes:
-            return tuple(
-                value.decode("utf-8", "surrogateescape") if type(value) is bytes else value for value in row
-            )
+            return tuple(value.decode("utf-8", "surrogateescape") if type(value) is bytes else value for value in row)
     return row
 
 
@@ -154,6 +152,13 @@ class JournalConnection:
             raise JournalError(
                 f"journal {self.path} was written by a newer agent (schema {version} > {SCHEMA_VERSION})"
             )
+        if version < SCHEMA_VERSION:  # only a reader gets here: a writer has just migrated
+            raise JournalError(
+                f"journal {self.path} is from an older agent (schema {version} < {SCHEMA_VERSION}) or being"
+                " upgraded: start the agent once, then try again"
+            )
+        for statement in VIEWS:
+            self._db.execute(statement)
 
     def close(self) -> None:
         self._db.close()
@@ -205,7 +210,7 @@ class JournalConnection:
             db.executemany("INSERT OR REPLACE INTO agent (key, value) VALUES (?, ?)", facts.items())
 
     def facts(self) -> dict[str, str]:
-        return dict(self.query("SELECT key, value FROM agent"))
+        return dict(self._rows("SELECT key, value FROM agent"))
 
     def record_error(
         self, kind: ErrorKind, message: str, *, path: str | None = None, destination: str | None = None
@@ -229,8 +234,8 @@ class JournalConnection:
         )
         db.execute("DELETE FROM errors WHERE id <= (SELECT MAX(id) FROM errors) - ?", (ERRORS_KEPT,))
 
-    def query(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        """Read-only queries for the status report (kept here so sqlite3 stays in one module)."""
+    def _rows(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one read (a reader waits for a busy writer only a few seconds)."""
         try:
             with self._serial:
                 return [tuple(row) for row in self._db.execute(sql, parameters).fetchall()]
@@ -238,3 +243,6 @@ class JournalConnection:
             if self.read_only:
                 raise JournalError(f"the journal {self.path} is busy ({error}); try again") from None
             raise
+
+    def _count(self, sql: str, parameters: Sequence[object] = ()) -> int:
+        return int(self._rows(sql, parameters)[0][0] or 0)

@@ -185,3 +185,20 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Named joins, created per connection (TEMP: never part of the journal's history, so they
+# may change with the code). SQLite flattens them into the queries that use them, indexes
+# included. ``file_records`` is a file row as ``records.file_from_row`` reads it;
+# ``current_deliveries`` is each delivery of a file's current version with its file's facts.
+VIEWS: tuple[str, ...] = (
+    """
+    CREATE TEMP VIEW file_records AS SELECT id, dataset_id, root, rel_path, path_in_dataset, dev, ino,
+        size_bytes, mtime_ns, version, state, sha256, archive_path FROM files
+    """,
+    """
+    CREATE TEMP VIEW current_deliveries AS SELECT d.file_id, d.destination, d.version, d.state, d.offset_bytes,
+        d.error, d.attempts, d.updated_at, f.root, f.rel_path, f.size_bytes, f.dataset_id, f.state AS file_state,
+        f.first_seen_at
+    FROM deliveries d JOIN files f ON f.id = d.file_id AND f.version = d.version
+    """,
+)

@@ -68,7 +68,10 @@ def setup_logging(config: AgentConfig, *, verbose: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(
             logging.handlers.RotatingFileHandler(
-                path, maxBytes=config.logging.max_bytes, backupCount=config.logging.backups, encoding="utf-8",
+                path,
+                maxBytes=config.logging.max_bytes,
+                backupCount=config.logging.backups,
+                encoding="utf-8",
                 errors="backslashreplace",
             )
         )

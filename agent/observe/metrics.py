@@ -30,17 +30,17 @@ class JournalCollector(Collector):
         journal = Journal(self._state_dir, read_only=True)
         try:
             report = report_from(journal)
-            counters = dict(journal.query("SELECT key, value FROM agent WHERE key LIKE 'delivered_%'"))
+            counters = journal.counters("delivered_")
             delivered = [
-                (name, int(counters.get(f"delivered_files.{name}", 0)), int(counters.get(f"delivered_bytes.{name}", 0)))
-                for (name,) in journal.query("SELECT name FROM destinations ORDER BY name")
+                (
+                    row.name,
+                    counters.get(f"delivered_files.{row.name}", 0),
+                    counters.get(f"delivered_bytes.{row.name}", 0),
+                )
+                for row in journal.destinations()
             ]
-            queued = journal.query(
-                "SELECT d.destination, COUNT(*), COALESCE(SUM(f.size_bytes - d.offset_bytes), 0) FROM deliveries d"
-                " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state IN ('pending', 'sending')"
-                " GROUP BY d.destination"
-            )
-            failures = journal.query("SELECT key, value FROM agent WHERE key LIKE 'failures.%'")
+            queued = [tuple(row) for row in journal.queued()]
+            failures = list(journal.counters("failures.").items())
         finally:
             journal.close()
         yield from _metrics(report, delivered, queued, failures)

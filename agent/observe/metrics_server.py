@@ -78,9 +78,7 @@ def summary(report: StatusReport) -> dict[str, Any]:
         "recent_datasets_by_state": datasets,
         "failed_files": len(report["failed_files"]),
         "unreadable": {"count": report["unreadable"]["count"]},
-        "errors": [
-            {key: error[key] for key in ("at", "kind", "destination", "hint")} for error in report["errors"]
-        ],
+        "errors": [{key: error[key] for key in ("at", "kind", "destination", "hint")} for error in report["errors"]],
         "guard": {key: value for key, value in report["guard"].items() if key != "path"},
         "oldest_unsafe": None if unsafe is None else {"since": unsafe["since"], "age_seconds": unsafe["age_seconds"]},
         "waiting": report["waiting"],

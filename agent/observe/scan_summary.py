@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.config.models import AgentConfig
-from agent.journal.store import DatasetState, DeliveryState, FileState, Journal
+from agent.journal.store import FileState, Journal
 
 
 @dataclass(frozen=True)
@@ -17,38 +17,27 @@ class ScanSummary:
 def summarize(config: AgentConfig) -> ScanSummary:
     journal = Journal(config.state_dir, read_only=True)
     try:
-        problems: list[str] = []
-        for root, rel_path, error in journal.query(
-            "SELECT root, rel_path, error FROM files WHERE state = ?", (FileState.FAILED,)
-        ):
-            problems.append(f"{root}/{rel_path}: {error}")
-        for root, rel_path, destination, error in journal.query(
-            "SELECT f.root, f.rel_path, d.destination, d.error FROM deliveries d JOIN files f ON f.id = d.file_id"
-            " AND f.version = d.version WHERE d.state != ? AND f.state = ?",
-            (DeliveryState.VERIFIED, FileState.HASHED),
-        ):
-            problems.append(f"{root}/{rel_path}: not verified at {destination}: {error or 'not delivered'}")
-        for root, rel_path, reason in journal.query("SELECT root, rel_path, reason FROM gaps ORDER BY rel_path"):
-            problems.append(f"{root}/{rel_path}: {reason} (its dataset is archived as incomplete)")
-        for name, reason in journal.query("SELECT name, reason FROM destinations WHERE state = 'paused'"):
-            problems.append(f"destination {name} unavailable: {reason}")
+        problems = [f"{failed.root}/{failed.rel_path}: {failed.reason}" for failed in journal.failed_files()]
+        problems += [
+            f"{row.root}/{row.rel_path}: not verified at {row.destination}: {row.error or 'not delivered'}"
+            for row in journal.undelivered()
+        ]
+        problems += [
+            f"{gap.root}/{gap.rel_path}: {gap.reason} (its dataset is archived as incomplete)"
+            for gap in journal.gaps(by_path=True)
+        ]
+        problems += [
+            f"destination {row.name} unavailable: {row.reason}" for row in journal.destinations(paused_only=True)
+        ]
         committed = 0
         for destination in config.destinations:
-            rows = journal.query(
-                "SELECT s.dataset_key FROM datasets s LEFT JOIN commits c ON c.dataset_id = s.id"
-                " AND c.destination = ? WHERE s.state != ? OR c.revision IS NULL OR c.revision < s.revision"
-                " OR c.state != 'committed'",
-                (destination.name, DatasetState.CLOSED),
-            )
-            for (key,) in rows:
-                problems.append(f"dataset {key}: not committed at {destination.name}")
-            committed += int(
-                journal.query(
-                    "SELECT COUNT(*) FROM commits WHERE destination = ? AND state = 'committed'", (destination.name,)
-                )[0][0]
-            )
-        ignored = journal.query("SELECT COUNT(*) FROM files WHERE state = ?", (FileState.IGNORED,))[0][0]
-        verified = journal.query("SELECT COUNT(*) FROM deliveries WHERE state = ?", (DeliveryState.VERIFIED,))[0][0]
+            problems += [
+                f"dataset {key}: not committed at {destination.name}"
+                for key in journal.uncommitted_dataset_keys(destination.name)
+            ]
+            committed += journal.committed_count(destination.name)
+        ignored = journal.file_count(FileState.IGNORED)
+        verified = journal.verified_count()
     finally:
         journal.close()
     lines = [f"{verified} file deliveries verified, {committed} dataset commits"]

@@ -10,11 +10,11 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from agent.errors import ErrorKind
+from agent.journal.report_reads import DatasetRow
 from agent.journal.schema import Hold
-from agent.journal.store import DeliveryState, FileState, Journal
+from agent.journal.store import FileState, Journal
 from agent.observe.health import HEALTHY, HEARTBEAT_STALE_SECONDS, assess
 from agent.observe.report import (
     AgentReport,
@@ -85,67 +85,48 @@ def report_from(journal: Journal) -> StatusReport:
     now = time.time()
     facts = journal.facts()
     running = agent_running(facts, now)
-    files = {state.value: 0 for state in FileState}
-    for state, count in journal.query("SELECT state, COUNT(*) FROM files GROUP BY state"):
-        files[str(state)] = int(count)
+    files = {state.value: 0 for state in FileState} | journal.file_state_counts()
     files["settling"] = int(facts.get("settling") or 0) if running else 0
     # Quarantined files are failed on purpose (kept on the instrument): shown, but not an alarm.
-    files["quarantined"] = int(
-        journal.query("SELECT COUNT(*) FROM files WHERE state = 'failed' AND quarantined = 1")[0][0]
-    )
-    deliveries = delivery_counts(journal)
+    files["quarantined"] = journal.quarantined_count()
+    deliveries = journal.delivery_counts()
     unreadable = [
-        UnreadablePart(path=f"{root}/{rel_path}", reason=str(reason))
-        for root, rel_path, reason in journal.query(
-            "SELECT root, rel_path, reason FROM gaps ORDER BY at LIMIT ?", (RECENT_ERRORS,)
-        )
+        UnreadablePart(path=f"{gap.root}/{gap.rel_path}", reason=gap.reason) for gap in journal.gaps(RECENT_ERRORS)
     ]
-    unreadable_count = int(journal.query("SELECT COUNT(*) FROM gaps")[0][0])
+    unreadable_count = journal.gap_count()
     live = _live_progress(facts) if running else {}
     in_flight = [
         InFlight(
-            path=f"{root}/{rel_path}",
-            destination=str(destination),
-            bytes_done=max(int(offset), live.get((destination, file_id), 0)),
-            bytes_total=int(size),
+            path=f"{row.root}/{row.rel_path}",
+            destination=row.destination,
+            bytes_done=max(row.offset_bytes, live.get((row.destination, row.file_id), 0)),
+            bytes_total=row.size_bytes,
         )
-        for root, rel_path, destination, offset, size, file_id in journal.query(
-            "SELECT f.root, f.rel_path, d.destination, d.offset_bytes, f.size_bytes, f.id FROM deliveries d"
-            " JOIN files f ON f.id = d.file_id AND f.version = d.version WHERE d.state = ? ORDER BY d.updated_at",
-            (DeliveryState.SENDING,),
-        )
+        for row in journal.in_flight()
     ]
     rates = {key[len("rate.") :]: float(value or 0) for key, value in facts.items() if key.startswith("rate.")}
-    datasets = [_dataset_report(journal, row, rates if running else {}, live) for row in journal.query(
-        "SELECT id, dataset_key, state, revision, closed_at, close_reason, fields_json, warnings_json FROM datasets"
-        " ORDER BY id DESC LIMIT ?",
-        (RECENT_DATASETS,),
-    )]  # fmt: skip
+    datasets = [
+        _dataset_report(journal, row, rates if running else {}, live)
+        for row in journal.recent_datasets(RECENT_DATASETS)
+    ]
     errors = [
         ErrorReport(
-            at=_iso(at),
-            kind=_kind(kind),
-            path=path,
-            destination=destination,
-            message=str(message),
-            hint=_kind(kind).hint,
+            at=_iso(error.at),
+            kind=_kind(error.kind),
+            path=error.path,
+            destination=error.destination,
+            message=error.message,
+            hint=_kind(error.kind).hint,
         )
-        for at, kind, path, destination, message in journal.query(
-            "SELECT at, kind, path, destination, message FROM errors ORDER BY id DESC LIMIT ?", (RECENT_ERRORS,)
-        )
+        for error in journal.recent_errors(RECENT_ERRORS)
     ]
     failed_files = [
-        FailedFile(path=f"{root}/{rel_path}", error=error)
-        for root, rel_path, error in journal.query(
-            "SELECT root, rel_path, error FROM files WHERE state = ? ORDER BY updated_at DESC LIMIT ?",
-            (FileState.FAILED, RECENT_ERRORS),
-        )
+        FailedFile(path=f"{failed.root}/{failed.rel_path}", error=failed.reason)
+        for failed in journal.failed_files(RECENT_ERRORS)
     ]
     destinations = [
-        _destination_report(str(name), str(state), reason, next_retry, facts, rates, running)
-        for name, state, reason, next_retry in journal.query(
-            "SELECT name, state, reason, next_retry_at FROM destinations ORDER BY name"
-        )
+        _destination_report(row.name, row.state, row.reason, row.next_retry_at, facts, rates, running)
+        for row in journal.destinations()
     ]
     guard = GuardReport(
         active=running and facts.get("guard_active") == "1",
@@ -172,7 +153,7 @@ def report_from(journal: Journal) -> StatusReport:
         settling=files["settling"],
         to_hash=files.get("settled", 0) + files.get("stale", 0),
         to_send=sum(counts.get("pending", 0) + counts.get("sending", 0) for counts in deliveries.values()),
-        datasets_to_commit=_uncommitted_datasets(journal),
+        datasets_to_commit=journal.uncommitted_dataset_count(),
     )
     everything_archived = (
         not any(waiting.values())
@@ -233,71 +214,12 @@ def _destination_report(
     )
 
 
-def _uncommitted_datasets(journal: Journal) -> int:
-    """Datasets still open, never committed anywhere, or whose commit is not (yet) of their revision.
-
-    Only destinations that hold a commit row count: a rule may send to some destinations
-    only, and a destination still missing data shows in the deliveries waiting or failed.
-    """
-    return int(
-        journal.query(
-            "SELECT COUNT(*) FROM datasets s WHERE s.state = 'open'"
-            " OR NOT EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id)"
-            " OR EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id"
-            " AND (c.state != 'committed' OR c.revision < s.revision))"
-        )[0][0]
-    )
-
-
-def delivery_counts(journal: Journal) -> dict[str, dict[str, int]]:
-    """Deliveries of current file versions, per destination and state.
-
-    Counted from the index alone, then corrected for the few rows that still describe an
-    older version (a file changed and is not hashed again yet), found from those files.
-    """
-    counts: dict[str, dict[str, int]] = {}
-    for destination, state, count in journal.query(
-        "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
-    ):
-        counts.setdefault(str(destination), {state.value: 0 for state in DeliveryState})[str(state)] = int(count)
-    for destination, state, count in journal.query(
-        "SELECT d.destination, d.state, COUNT(*) FROM files f JOIN deliveries d ON d.file_id = f.id"
-        " WHERE f.state IN (?, ?, ?, ?) AND d.version != f.version GROUP BY d.destination, d.state",
-        (FileState.SETTLED, FileState.STALE, FileState.FAILED, FileState.IGNORED),
-    ):
-        counts[str(destination)][str(state)] -= int(count)
-    return counts
-
-
 def _oldest_unsafe(journal: Journal, now: float) -> OldestUnsafe | None:
-    """The file version that has waited longest and is not yet archived everywhere.
-
-    Its age counts from when the agent first saw that version (``first_seen_at``), so
-    neither checkpoints nor restarts reset it. Each candidate is found from a state index.
-    """
-    candidates: list[tuple[float, int]] = [
-        (float(at), int(file_id))
-        for file_id, at in journal.query(
-            "SELECT id, COALESCE(first_seen_at, updated_at) AS seen FROM files WHERE state IN (?, ?)"
-            " ORDER BY seen LIMIT 1",
-            (FileState.SETTLED, FileState.STALE),
-        )
-    ]
-    for (destination,) in journal.query("SELECT name FROM destinations"):
-        for state in (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.FAILED):
-            candidates += [
-                (float(at), int(file_id))
-                for file_id, at in journal.query(
-                    "SELECT f.id, COALESCE(f.first_seen_at, d.updated_at) AS seen FROM deliveries d"
-                    " JOIN files f ON f.id = d.file_id AND f.version = d.version"
-                    " WHERE d.state = ? AND d.destination = ? ORDER BY seen LIMIT 1",
-                    (state, destination),
-                )
-            ]
-    if not candidates:
+    """The file version that has waited longest and is not yet archived everywhere."""
+    oldest = journal.oldest_unsafe()
+    if oldest is None:
         return None
-    since, file_id = min(candidates)
-    root, rel_path = journal.query("SELECT root, rel_path FROM files WHERE id = ?", (file_id,))[0]
+    since, root, rel_path = oldest
     return OldestUnsafe(path=f"{root}/{rel_path}", since=_iso(since), age_seconds=max(0.0, now - since))
 
 
@@ -312,86 +234,64 @@ def _live_progress(facts: dict[str, str]) -> dict[tuple[str, int], int]:
 
 
 def _dataset_report(
-    journal: Journal, row: tuple[Any, ...], rates: dict[str, float], live: dict[tuple[str, int], int]
+    journal: Journal, row: DatasetRow, rates: dict[str, float], live: dict[tuple[str, int], int]
 ) -> DatasetReport:
-    dataset_id, key, state, revision, closed_at, reason, fields_json, warnings_json = row
-    files_total, bytes_total, failed_files, quarantined = journal.query(
-        "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), COALESCE(SUM(state = 'failed'), 0),"
-        " COALESCE(SUM(state = 'failed' AND quarantined = 1), 0) FROM files"
-        " WHERE dataset_id = ? AND state != 'ignored'",
-        (dataset_id,),
-    )[0]
+    totals = journal.dataset_totals(row.id)
     by_destination: dict[str, dict[str, int]] = {}
-    for destination, delivery_state, count, done_bytes in journal.query(
-        "SELECT d.destination, d.state, COUNT(*), SUM(CASE WHEN d.state = 'verified' THEN f.size_bytes"
-        " ELSE d.offset_bytes END) FROM deliveries d JOIN files f ON f.id = d.file_id AND f.version = d.version"
-        " WHERE f.dataset_id = ? GROUP BY d.destination, d.state",
-        (dataset_id,),
-    ):
-        counts = by_destination.setdefault(str(destination), {"bytes": 0})
-        counts[str(delivery_state)] = int(count)
-        counts["bytes"] += int(done_bytes or 0)
-    for destination, file_id, offset in journal.query(
-        # CROSS JOIN keeps SQLite on the dataset's files, not on every pending delivery.
-        "SELECT d.destination, d.file_id, d.offset_bytes FROM files f CROSS JOIN deliveries d ON d.file_id = f.id"
-        " AND f.version = d.version WHERE f.dataset_id = ? AND d.state IN ('pending', 'sending')",
-        (dataset_id,),
-    ):
-        extra = live.get((str(destination), int(file_id)), 0) - int(offset)
-        if extra > 0 and str(destination) in by_destination:
-            by_destination[str(destination)]["bytes"] += extra
-    files_done = journal.query(
-        "SELECT COUNT(*) FROM files f WHERE f.dataset_id = ? AND f.state = 'hashed'"
-        " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version)"
-        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version"
-        " AND d.state != 'verified')",
-        (dataset_id,),
-    )[0][0]
+    for progress in journal.dataset_delivery_progress(row.id):
+        counts = by_destination.setdefault(progress.destination, {"bytes": 0})
+        counts[progress.state] = progress.deliveries
+        counts["bytes"] += progress.done_bytes
+    for destination, file_id, offset in journal.dataset_unfinished_offsets(row.id):
+        extra = live.get((destination, file_id), 0) - offset
+        if extra > 0 and destination in by_destination:
+            by_destination[destination]["bytes"] += extra
     commits = {
-        str(destination): Commit(revision=int(commit_revision), state=str(commit_state), committed_at=_iso(at))
-        for destination, commit_revision, commit_state, at in journal.query(
-            "SELECT destination, revision, state, committed_at FROM commits WHERE dataset_id = ?", (dataset_id,)
-        )
+        commit.destination: Commit(revision=commit.revision, state=commit.state, committed_at=_iso(commit.committed_at))
+        for commit in journal.dataset_commits(row.id)
     }
     count = max(1, len(by_destination))
-    bytes_done = min(int(bytes_total), sum(counts["bytes"] for counts in by_destination.values()) // count)
+    bytes_done = min(totals.bytes, sum(counts["bytes"] for counts in by_destination.values()) // count)
     unfinished = [name for name, counts in by_destination.items() if counts.get("pending") or counts.get("sending")]
     failed_deliveries = sum(counts.get("failed", 0) for counts in by_destination.values())
     all_committed = bool(by_destination) and all(
-        (commit := commits.get(name)) is not None and commit["revision"] == revision and commit["state"] == "committed"
+        (commit := commits.get(name)) is not None
+        and commit["revision"] == row.revision
+        and commit["state"] == "committed"
         for name in by_destination
     )
-    warnings = json.loads(warnings_json or "[]")
-    gaps = int(journal.query("SELECT COUNT(*) FROM gaps WHERE dataset_id = ?", (dataset_id,))[0][0])
+    warnings = json.loads(row.warnings_json or "[]")
+    gaps = journal.gap_count(row.id)
     if not by_destination and commits:  # nothing readable in it, but its package was written
         all_committed = all(
-            commit["revision"] == revision and commit["state"] == "committed" for commit in commits.values()
+            commit["revision"] == row.revision and commit["state"] == "committed" for commit in commits.values()
         )
+    failed_files = totals.failed - totals.quarantined
     shown: DatasetState
-    if failed_files - quarantined or failed_deliveries:
+    if failed_files or failed_deliveries:
         shown = "failed"
-    elif state == "closed" and all_committed:
-        shown = "incomplete" if warnings or quarantined or gaps else "committed"
-    elif state == "open" and not unfinished:
+    elif row.state == "closed" and all_committed:
+        shown = "incomplete" if warnings or totals.quarantined or gaps else "committed"
+    elif row.state == "open" and not unfinished:
         shown = "settling"
     else:
         shown = "uploading"
     rate = sum(rates.get(name, 0.0) for name in unfinished) / count if shown == "uploading" else 0.0
-    remaining = int(bytes_total) - bytes_done
-    fields = json.loads(fields_json or "{}")
+    remaining = totals.bytes - bytes_done
+    fields = json.loads(row.fields_json or "{}")
     return DatasetReport(
-        key=str(key),
+        key=row.key,
         operator=fields.get("operator"),
         state=shown,
-        revision=int(revision),
-        closed_at=_iso(closed_at),
-        close_reason=reason,
-        files=int(files_total),
-        files_done=int(files_done),
-        bytes=int(bytes_total),
+        revision=row.revision,
+        closed_at=_iso(row.closed_at),
+        close_reason=row.close_reason,
+        files=totals.files,
+        files_done=journal.dataset_files_done(row.id),
+        bytes=totals.bytes,
         bytes_done=bytes_done,
-        failed_files=int(failed_files - quarantined),
-        quarantined_files=int(quarantined),
+        failed_files=failed_files,
+        quarantined_files=totals.quarantined,
         failed_deliveries=failed_deliveries,
         unreadable_parts=gaps,
         rate_bytes_per_second=rate,

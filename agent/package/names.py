@@ -77,8 +77,7 @@ def encode_component(name: str) -> str:
         encoded = stem[:-1] + _escape(stem[-1]) + encoded[len(stem) :]
     if len(encoded.encode("utf-8")) > MAX_COMPONENT_BYTES:
         raise UnrepresentableName(
-            f"name is {len(encoded.encode('utf-8'))} bytes once made safe for archives"
-            f" (at most {MAX_COMPONENT_BYTES})"
+            f"name is {len(encoded.encode('utf-8'))} bytes once made safe for archives (at most {MAX_COMPONENT_BYTES})"
         )
     return encoded
 

@@ -60,8 +60,7 @@ class FaultProxy:
                     extra = f"Retry-After: {retry_after:g}\r\n" if retry_after is not None else ""
                     body = b"injected\n"
                     return (
-                        f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n{extra}"
-                        "Connection: close\r\n\r\n"
+                        f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
                     ).encode() + body
         return None
 

@@ -47,9 +47,7 @@ def test_followed_symlinks_harvest_each_real_folder_once_and_links_by_their_targ
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
-def test_a_settling_file_swapped_for_a_named_pipe_blocks_nothing(
-    tmp_path: Path, daemon_factory: DaemonFactory
-) -> None:
+def test_a_settling_file_swapped_for_a_named_pipe_blocks_nothing(tmp_path: Path, daemon_factory: DaemonFactory) -> None:
     (tmp_path / "archive").mkdir()
     session = tmp_path / "instrument" / "alice" / "s1"
     session.mkdir(parents=True)

@@ -23,7 +23,7 @@ from agent.journal.store import (
     Journal,
     SettledFile,
 )
-from tests.helpers import wait_for
+from tests.helpers import journal_rows, wait_for
 
 
 def settled(rel_path: str, size: int = 10, key: str | None = "alice/s1") -> SettledFile:
@@ -39,11 +39,11 @@ def settled(rel_path: str, size: int = 10, key: str | None = "alice/s1") -> Sett
 
 def test_schema_version_and_check_constraints(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
-    assert journal.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
-    assert journal.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert journal_rows(tmp_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    assert journal_rows(tmp_path, "PRAGMA journal_mode")[0][0] == "wal"
     journal.record_settled([settled("alice/s1/a")])
     with pytest.raises(sqlite3.IntegrityError):
-        journal.query("UPDATE files SET state = 'bogus'")
+        journal_rows(tmp_path, "UPDATE files SET state = 'bogus'")
     journal.close()
 
 
@@ -126,9 +126,9 @@ def test_forward_migration_keeps_existing_rows(tmp_path: Path) -> None:
     connection.commit()
     connection.close()
     journal = Journal(tmp_path)
-    assert journal.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION > 1
-    assert journal.query("SELECT rel_path, metadata_json FROM files") == [("a/b/c.tif", None)]
-    assert journal.query("SELECT COUNT(*) FROM abandoned_uploads") == [(0,)]
+    assert journal_rows(tmp_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION > 1
+    assert journal_rows(tmp_path, "SELECT rel_path, metadata_json FROM files") == [("a/b/c.tif", None)]
+    assert journal_rows(tmp_path, "SELECT COUNT(*) FROM abandoned_uploads") == [(0,)]
     journal.close()
 
 
@@ -172,7 +172,10 @@ def test_retry_resets_failed_deliveries_and_makes_a_new_revision(tmp_path: Path)
     assert outcome.deliveries == 1
     (again,) = journal.deliveries_to_send("archive", 10)
     assert again.file.rel_path == "alice/s1/b.tif" and again.state == DeliveryState.PENDING
-    assert journal.query("SELECT attempts, error FROM deliveries WHERE file_id = ?", (again.file.id,))[0] == (0, None)
+    assert journal_rows(tmp_path, "SELECT attempts, error FROM deliveries WHERE file_id = ?", (again.file.id,))[0] == (
+        0,
+        None,
+    )
     assert journal.dataset(dataset_id).revision == 2  # the committed bag lacked b: a new revision follows
     journal.finish_deliveries([(again, DeliveryState.VERIFIED, None)])
     assert journal.datasets_ready_to_commit("archive") == [dataset_id]
@@ -216,12 +219,12 @@ def test_a_quarantined_file_never_gets_a_delivery(tmp_path: Path) -> None:
     # One transaction: there is no moment at which the bad file is hashed and sendable.
     assert [d.file.rel_path for d in journal.deliveries_to_send("archive", 10)] == ["alice/s1/good.tif"]
     assert journal.known_identity("/root", "alice/s1/bad.tif")[1] == FileState.FAILED  # type: ignore[index]
-    assert journal.query("SELECT kind, message FROM errors") == [("item", "quarantined (malformed)")]
+    assert journal_rows(tmp_path, "SELECT kind, message FROM errors") == [("item", "quarantined (malformed)")]
     assert journal.facts()["failures.item"] == "1"
     # Quarantine is a flag, whatever the message says; a new version of the file clears it.
-    assert journal.query("SELECT rel_path FROM files WHERE quarantined = 1") == [("alice/s1/bad.tif",)]
+    assert journal_rows(tmp_path, "SELECT rel_path FROM files WHERE quarantined = 1") == [("alice/s1/bad.tif",)]
     journal.record_settled([settled("alice/s1/bad.tif", size=999)])
-    assert journal.query("SELECT COUNT(*) FROM files WHERE quarantined = 1") == [(0,)]
+    assert journal_rows(tmp_path, "SELECT COUNT(*) FROM files WHERE quarantined = 1") == [(0,)]
     journal.close()
 
 
@@ -243,7 +246,7 @@ def test_quarantines_recorded_before_the_flag_are_recognised_once_by_their_text(
     connection.commit()
     connection.close()
     journal = Journal(tmp_path)
-    assert journal.query("SELECT rel_path FROM files WHERE quarantined = 1") == [("held.tif",)]
+    assert journal_rows(tmp_path, "SELECT rel_path FROM files WHERE quarantined = 1") == [("held.tif",)]
     journal.close()
 
 
@@ -256,7 +259,7 @@ def test_oldest_unsafe_age_counts_from_first_sight_not_from_checkpoints(tmp_path
     journal.record_settled([settled("alice/s1/big.bin", size=1000)])
     journal.set_destination_health("archive", DestinationHealth.ACTIVE, None, None)
     record = journal.files_in_state(FileState.SETTLED, 1)[0]
-    first_seen = journal.query("SELECT first_seen_at FROM files WHERE id = ?", (record.id,))[0][0]
+    first_seen = journal_rows(tmp_path, "SELECT first_seen_at FROM files WHERE id = ?", (record.id,))[0][0]
     journal.record_hashes([(record, "cd" * 32, None)], {"/root": ["archive"]})
     delivery = journal.deliveries_to_send("archive", 1)[0]
     journal.start_delivery(delivery, "key", None)
@@ -265,7 +268,7 @@ def test_oldest_unsafe_age_counts_from_first_sight_not_from_checkpoints(tmp_path
     unsafe = report_from(journal)["oldest_unsafe"]
     assert unsafe is not None
     assert unsafe["age_seconds"] >= time.time() - first_seen - 1.0
-    updated = journal.query("SELECT updated_at FROM deliveries")[0][0]
+    updated = journal_rows(tmp_path, "SELECT updated_at FROM deliveries")[0][0]
     assert updated > first_seen
     assert unsafe["since"] == datetime.fromtimestamp(first_seen, UTC).isoformat()
     journal.close()

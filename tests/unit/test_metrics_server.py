@@ -149,9 +149,7 @@ def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_configured_c
     assert fetch((client_cert, client_key_file)) == 200  # still serving
 
 
-def test_half_sent_requests_are_bounded_and_cut_at_the_deadline(
-    serve: Any, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_half_sent_requests_are_bounded_and_cut_at_the_deadline(serve: Any, capfd: pytest.CaptureFixture[str]) -> None:
     server = serve(max_connections=4, timeout_seconds=1.0)
     port = server.server_address[1]
     threads_before = threading.active_count()

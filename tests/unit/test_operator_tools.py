@@ -142,9 +142,7 @@ def test_http_dates_parse_and_malformed_ones_are_none() -> None:
     assert http_date(None) is None
 
 
-def test_doctor_checks_the_metrics_credential_and_tls_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_doctor_checks_the_metrics_credential_and_tls_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from agent.cli.doctor import _check_metrics
 
     monkeypatch.delenv("HARVEST_CREDENTIAL_SCRAPE_TOKEN", raising=False)

@@ -1,0 +1,180 @@
+"""The pipeline's reads: what each stage asks the journal, as typed records.
+
+Plain queries over one connection (the write side is ``store``; the status report's reads
+are ``report_reads``). Joins used in more than one place are the views in ``schema.VIEWS``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.journal.connection import JournalConnection
+from agent.journal.names import legacy_archive_key
+from agent.journal.records import (
+    FILE_COLUMN_COUNT,
+    DatasetRecord,
+    DeliveryRecord,
+    FileIdentity,
+    FileRecord,
+    file_from_row,
+)
+from agent.journal.schema import DatasetState, DeliveryState, FileState
+
+
+class JournalReads(JournalConnection):
+    """Reads the pipeline stages make; every one a named method with a typed result."""
+
+    def known_identity(self, root: str, rel_path: str) -> tuple[FileIdentity, FileState] | None:
+        row = self._db.execute(
+            "SELECT dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path = ?",
+            (root, rel_path),
+        ).fetchone()
+        if row is None:
+            return None
+        return FileIdentity(*row[:4]), FileState(row[4])
+
+    def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM file_records WHERE state = ? ORDER BY id LIMIT ?", (state, limit)
+        ).fetchall()
+        return [file_from_row(row) for row in rows]
+
+    def file_by_path(self, root: str, rel_path: str) -> FileRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM file_records WHERE root = ? AND rel_path = ?", (root, rel_path)
+        ).fetchone()
+        return file_from_row(row) if row else None
+
+    def gap_paths(self) -> list[tuple[str, str]]:
+        """(root, rel_path) of every recorded gap."""
+        return [(str(root), str(path)) for root, path in self._db.execute("SELECT root, rel_path FROM gaps")]
+
+    def dataset_gaps(self, dataset_id: int) -> list[tuple[str, str]]:
+        """(rel_path, reason) of the parts of a dataset that could not be read."""
+        rows = self._db.execute(
+            "SELECT rel_path, reason FROM gaps WHERE dataset_id = ? ORDER BY rel_path", (dataset_id,)
+        ).fetchall()
+        return [(str(path), str(reason)) for path, reason in rows]
+
+    def deliveries_to_send(self, destination: str, limit: int) -> list[DeliveryRecord]:
+        rows = self._db.execute(
+            "SELECT f.*, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state, s.archive_key"
+            " FROM deliveries d JOIN file_records f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
+            " WHERE d.destination = ? AND d.state IN (?, ?) AND f.state = ? AND d.version = f.version"
+            " ORDER BY f.id LIMIT ?",
+            (destination, DeliveryState.PENDING, DeliveryState.SENDING, FileState.HASHED, limit),
+        ).fetchall()
+        n = FILE_COLUMN_COUNT
+        return [
+            DeliveryRecord(
+                file=file_from_row(row[:n]),
+                destination=destination,
+                version=int(row[n]),
+                state=DeliveryState(row[n + 1]),
+                offset_bytes=int(row[n + 2]),
+                dataset_key=str(row[n + 3]),
+                remote_state=json.loads(row[n + 4]) if row[n + 4] else None,
+                archive_key=row[n + 5] or legacy_archive_key(str(row[n + 3])),
+            )
+            for row in rows
+        ]
+
+    def remote_states(self, destination: str) -> list[dict[str, Any]]:
+        """Resume states of deliveries still in progress at *destination*."""
+        rows = self._db.execute(
+            "SELECT remote_state FROM deliveries WHERE destination = ? AND remote_state IS NOT NULL"
+            " AND state != 'verified'",
+            (destination,),
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def abandoned_uploads(self, destination: str, limit: int = 20) -> list[tuple[int, dict[str, Any]]]:
+        rows = self._db.execute(
+            "SELECT id, remote_state FROM abandoned_uploads WHERE destination = ? ORDER BY id LIMIT ?",
+            (destination, limit),
+        ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def dataset(self, dataset_id: int) -> DatasetRecord:
+        row = self._db.execute(
+            "SELECT id, root, dataset_key, fields_json, state, revision, opened_at, closed_at, close_reason,"
+            " archive_key FROM datasets WHERE id = ?",
+            (dataset_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(dataset_id)
+        return DatasetRecord(
+            id=row[0], root=row[1], dataset_key=row[2], fields=json.loads(row[3]), state=DatasetState(row[4]),
+            revision=row[5], opened_at=row[6], closed_at=row[7], close_reason=row[8],
+            archive_key=row[9] or legacy_archive_key(row[2]),
+        )  # fmt: skip
+
+    def open_dataset_ids(self) -> list[int]:
+        return [row[0] for row in self._db.execute("SELECT id FROM datasets WHERE state = ?", (DatasetState.OPEN,))]
+
+    def dataset_files(self, dataset_id: int) -> list[FileRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM file_records WHERE dataset_id = ? ORDER BY path_in_dataset",
+            (dataset_id,),
+        ).fetchall()
+        return [file_from_row(row) for row in rows]
+
+    def datasets_ready_to_commit(self, destination: str) -> list[int]:
+        """Closed datasets whose every current file version is settled at *destination*.
+
+        Files that failed are not waited for (they are listed as missing in the
+        package); files still settling or hashing are.
+        """
+        rows = self._db.execute(
+            "SELECT s.id FROM datasets s LEFT JOIN commits c ON c.dataset_id = s.id AND c.destination = ?"
+            " WHERE s.state = ? AND (c.revision IS NULL OR c.revision < s.revision OR c.state = 'uncommitted')"
+            " AND NOT EXISTS (SELECT 1 FROM files f LEFT JOIN deliveries d ON d.file_id = f.id"
+            "   AND d.destination = ? AND d.version = f.version"
+            "   WHERE f.dataset_id = s.id AND f.state NOT IN (?, ?)"
+            "   AND (d.state IS NULL OR d.state NOT IN (?, ?)))",
+            (
+                destination, DatasetState.CLOSED, destination, FileState.FAILED, FileState.IGNORED,
+                DeliveryState.VERIFIED, DeliveryState.FAILED,
+            ),
+        ).fetchall()  # fmt: skip
+        return [row[0] for row in rows]
+
+    def delivery_states(self, dataset_id: int, destination: str) -> dict[int, tuple[DeliveryState, str | None]]:
+        rows = self._db.execute(
+            "SELECT file_id, state, error FROM current_deliveries WHERE dataset_id = ? AND destination = ?",
+            (dataset_id, destination),
+        ).fetchall()
+        return {row[0]: (DeliveryState(row[1]), row[2]) for row in rows}
+
+    def file_errors(self, dataset_id: int) -> dict[int, str]:
+        rows = self._db.execute(
+            "SELECT id, error FROM files WHERE dataset_id = ? AND state = ?", (dataset_id, FileState.FAILED)
+        ).fetchall()
+        return {row[0]: row[1] or "failed" for row in rows}
+
+    def file_metadata(self, dataset_id: int) -> dict[int, str]:
+        """Metadata JSON of each file in a dataset, by file id."""
+        rows = self._db.execute(
+            "SELECT id, metadata_json FROM files WHERE dataset_id = ? AND metadata_json IS NOT NULL", (dataset_id,)
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def dataset_warnings(self, dataset_id: int) -> list[str]:
+        row = self._db.execute("SELECT warnings_json FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        return list(json.loads(row[0])) if row else []
+
+    def has_unhashed_files(self, dataset_id: int) -> bool:
+        """A member of the dataset is settled or stale, i.e. not hashed yet."""
+        return bool(
+            self._rows(
+                "SELECT 1 FROM files WHERE dataset_id = ? AND state IN (?, ?) LIMIT 1",
+                (dataset_id, FileState.SETTLED, FileState.STALE),
+            )
+        )
+
+    def delivery_attempts(self, file_id: int, destination: str) -> int:
+        """Failed attempts so far at delivering the file's current version to *destination*."""
+        return self._count(
+            "SELECT attempts FROM deliveries WHERE file_id = ? AND destination = ?", (file_id, destination)
+        )
