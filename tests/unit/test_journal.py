@@ -56,6 +56,15 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Journal(tmp_path)
 
 
+def test_a_reader_refuses_a_journal_an_older_agent_wrote(tmp_path: Path) -> None:
+    Journal(tmp_path).close()
+    connection = sqlite3.connect(tmp_path / JOURNAL_FILE_NAME)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    connection.close()
+    with pytest.raises(JournalError, match="older agent"):
+        Journal(tmp_path, read_only=True)
+
+
 def test_read_only_without_journal_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="has not run"):
         Journal(tmp_path, read_only=True)

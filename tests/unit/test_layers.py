@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 AGENT = Path(__file__).parents[2] / "agent"
@@ -61,3 +62,20 @@ def test_no_package_imports_from_a_package_above_it_or_beside_it() -> None:
             if target != own and LEVEL[target] >= LEVEL[own] and target != "agent":
                 wrong.append(f"{module} imports {imported}")
     assert wrong == [], "\n".join(wrong)
+
+
+def test_only_the_journal_package_talks_sql() -> None:
+    """sqlite3 and SQL statements live in agent/journal; everyone else calls its named methods."""
+    statement = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+    talking = []
+    for path in AGENT.rglob("*.py"):
+        if path.relative_to(AGENT).parts[0] == "journal":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            imported = isinstance(node, ast.Import) and any(alias.name == "sqlite3" for alias in node.names)
+            imported = imported or (isinstance(node, ast.ImportFrom) and node.module == "sqlite3")
+            literal = isinstance(node, ast.Constant) and isinstance(node.value, str) and statement.search(node.value)
+            if imported or literal:
+                talking.append(f"{path.relative_to(AGENT)}:{getattr(node, 'lineno', '?')}")
+    assert not talking, talking
