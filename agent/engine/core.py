@@ -11,22 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat as stat_module
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 from agent import __version__
-from agent.config.models import AgentConfig, WatchRule
+from agent.config.models import AgentConfig
 from agent.controls.channel import ControlServer
 from agent.controls.guard import AcquisitionGuard
 from agent.destinations import build_transports
 from agent.destinations.base import DestinationTransport
+from agent.engine.closing import DatasetCloser
 from agent.engine.commands import CommandHandler
+from agent.engine.discovery import Discovery
 from agent.engine.gaps import Gaps
 from agent.engine.hash_worker import HashWorker
+from agent.engine.roots import Roots
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
 from agent.errors import ErrorKind, HarvestError, JournalWriteError
@@ -34,19 +34,14 @@ from agent.journal.lock import StateDirLock
 from agent.journal.store import FileRecord, FileState, Journal, SettledFile
 from agent.observe.metrics_server import MetricsServer
 from agent.observe.notify import Notifier
-from agent.pipeline.datasets import DatasetTimers, missing_fileset_members, place
-from agent.pipeline.filters import PathFilter
-from agent.pipeline.hashing import identity_of
+from agent.pipeline.datasets import DatasetTimers, place
 from agent.pipeline.settle import Candidate, SettleTracker
-from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_tree
 from agent.secrets import credentials
 from agent.secrets.redact import redact
 
 logger = logging.getLogger(__name__)
-SCAN_SLICE = 2000
 HEARTBEAT_SECONDS = 2.0
 WATCHER_CHECK_SECONDS = 5.0
-EXCLUDED_SIZES_KEPT = 4096  # excluded files whose size is remembered for the acquisition guard
 
 
 class _RateMeter:
@@ -67,20 +62,6 @@ class _RateMeter:
         return self.rate
 
 
-class _Root:
-    """One watched root with its rule, filter and watcher."""
-
-    def __init__(self, rule: WatchRule, inbox: Inbox) -> None:
-        self.rule = rule
-        self.path = rule.path
-        self.key = str(rule.path)
-        self.filter = PathFilter(rule.include, rule.exclude)
-        self.template = rule.template
-        self.watcher = RootWatcher(
-            rule.path, inbox, polling=rule.polling, polling_interval=rule.polling_interval_seconds
-        )
-
-
 class Engine:
     def __init__(self, config: AgentConfig, *, oneshot: bool = False, watch: bool = True) -> None:
         self.config = config
@@ -89,8 +70,7 @@ class Engine:
         self._lock = StateDirLock(config.state_dir)
         self._lock.acquire()
         self._notifier = Notifier() if not oneshot else Notifier(address="")
-        self._inbox = Inbox()
-        self._roots = [_Root(rule, self._inbox) for rule in config.watch]
+        self._roots = Roots(config)
         self._use_watchers = watch and not oneshot
         polled = [rule.polling_interval_seconds for rule in config.watch if rule.polling]
         self.guard = AcquisitionGuard(
@@ -102,11 +82,18 @@ class Engine:
         self._timers = DatasetTimers(config.settle)
         self._journal = Journal(config.state_dir)
         self._gaps = Gaps(self._journal, on_dataset=self._timers.touch)
+        self._discovery = Discovery(
+            self._roots,
+            self._journal,
+            self._tracker,
+            self._gaps,
+            self.guard,
+            scan_interval_seconds=config.scan.interval_seconds,
+            periodic_scans=not oneshot,
+        )
+        self._closer = DatasetCloser(self._journal, self._roots, self._tracker, self._timers, self._gaps)
         self._published_settling = -1
         self._troubles = 0
-        self._scans: list[tuple[_Root, Iterator[Found]]] = []
-        self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
-        self._next_scan = 0.0
         self._next_heartbeat = 0.0
         self._next_watcher_check = 0.0
         self.transports: list[DestinationTransport] = build_transports(config)
@@ -124,12 +111,9 @@ class Engine:
         self._rates = {worker.transport.name: _RateMeter() for worker in self._transfer_workers}
 
     def _new_hash_worker(self) -> HashWorker:
-        config = self.config
         return HashWorker(
-            config.state_dir,
-            {str(rule.path): config.destinations_for(rule) for rule in config.watch},
-            {str(rule.path): rule.follow_symlinks for rule in config.watch},
-            quarantine_roots=frozenset(str(rule.path) for rule in config.watch if rule.malformed == "quarantine"),
+            self.config.state_dir,
+            self._roots,
             stop=self.stop_event,
             on_hashed=self._wake_transfers,
             on_changed=self._requeue,
@@ -138,6 +122,7 @@ class Engine:
     def _new_transfer_worker(self, transport: DestinationTransport, operator_paused: bool) -> TransferWorker:
         return TransferWorker(
             self.config,
+            self._roots,
             transport,
             stop=self.stop_event,
             on_changed=self._requeue,
@@ -155,7 +140,7 @@ class Engine:
 
     def _requeue(self, record: FileRecord) -> None:
         """A file changed while it was read: let it settle again."""
-        self._inbox.notice(Path(record.root), Path(record.root) / record.rel_path)
+        self._discovery.inbox.notice(Path(record.root), Path(record.root) / record.rel_path)
 
     # ----- lifecycle -------------------------------------------------------------------
 
@@ -175,12 +160,11 @@ class Engine:
         for dataset_id in self._journal.open_dataset_ids():
             self._timers.track(dataset_id)
         if self._use_watchers:
-            for root in self._roots:
-                self._start_watcher(root)
+            self._discovery.start_watchers()
         self._hash_worker.start()
         for worker in self._transfer_workers:
             worker.start()
-        self._start_scans()
+        self._discovery.start_scans()
         self._start_control()
         self._start_metrics()
         self._notifier.ready(self._status_line())
@@ -214,7 +198,7 @@ class Engine:
             logger.warning("%s (retry in %.0f s)", error, delay)
         self._notifier.status(f"trouble: {error}")
         self.stop_event.wait(delay)
-        self._next_scan = 0.0  # reconcile once the journal takes writes again
+        self._discovery.reconcile_soon()  # once the journal takes writes again
 
     def _start_control(self) -> None:
         if self.oneshot or not self.config.control.enabled:
@@ -252,8 +236,7 @@ class Engine:
             self._control.close()
         if self._metrics is not None:
             self._metrics.stop()
-        for root in self._roots:
-            root.watcher.stop()
+        self._discovery.stop_watchers()
         self._hash_worker.wake.set()
         self._hash_worker.join(timeout=30)
         for worker in self._transfer_workers:
@@ -266,33 +249,23 @@ class Engine:
         self._journal.close()
         self._lock.release()
 
-    def _start_watcher(self, root: _Root) -> None:
-        try:
-            root.watcher.start()
-        except OSError as error:
-            message = f"cannot watch {root.path}: {error.strerror}; relying on periodic scans"
-            logger.warning(message)
-            self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
-
     # ----- the loop --------------------------------------------------------------------
 
     def _tick(self) -> None:
         now = time.monotonic()
         self.commands.run_pending()
-        self._look_at_noticed()
-        if now >= self._next_scan and not self._scans and not self.oneshot:
-            self._start_scans()
-        self._advance_scans()
+        self._discovery.tick(now)
         self._settle()
         if len(self._tracker) != self._published_settling:
             # Published when it changes, not only with the heartbeat: status never shows a
             # file settling that is already hashed, or none while one is.
             self._published_settling = len(self._tracker)
             self._journal.set_facts({"settling": str(self._published_settling)})
-        self._close_datasets()
+        if self._closer.close_due():
+            self._wake_transfers()
         if now >= self._next_watcher_check:
             if self._use_watchers:
-                self._check_watchers()
+                self._discovery.check_watchers()
             self._supervise_workers()
             self._next_watcher_check = now + WATCHER_CHECK_SECONDS
         if now >= self._next_heartbeat:
@@ -327,17 +300,15 @@ class Engine:
 
     def notice(self, root: Path, path: Path) -> None:
         """Queue a path for the engine thread to look at (thread-safe)."""
-        self._inbox.notice(root, path)
+        self._discovery.inbox.notice(root, path)
 
     def wake(self) -> None:
         """End the engine thread's wait now (thread-safe)."""
-        self._inbox.wake()
+        self._discovery.inbox.wake()
 
     def rescan(self, rule_paths: list[Path]) -> None:
         """Full scans of these roots (engine thread)."""
-        for root in self._roots:
-            if root.path in rule_paths:
-                self._scans.append((root, self._scan_root(root)))
+        self._discovery.rescan(rule_paths)
 
     def workers_healthy(self) -> bool:
         """Every worker thread alive with a recent heartbeat (else systemd's watchdog restarts us)."""
@@ -353,90 +324,12 @@ class Engine:
         return text + (f"; paused: {', '.join(paused)}" if paused else "; destinations active")
 
     def _wait(self) -> None:
-        if self._scans:
+        if self._discovery.scanning:
             return
         deadlines = [self._tracker.next_deadline(), self._timers.next_deadline(), self._next_heartbeat]
         deadline = min(deadline for deadline in deadlines if deadline is not None)
         timeout = min(max(deadline - time.monotonic(), 0.01), 1.0)
-        self._inbox.wait(timeout)
-
-    def _start_scans(self) -> None:
-        self._gaps.prune()
-        self._scans = [(root, self._scan_root(root)) for root in self._roots]
-        self._next_scan = time.monotonic() + self.config.scan.interval_seconds
-
-    def _scan_root(self, root: _Root, start: Path | None = None) -> Iterator[Found]:
-        if not root.path.is_dir():
-            message = f"watched root {root.path} does not exist or is not a folder"
-            self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
-            return iter(())
-        return scan_tree(
-            root.path,
-            root.filter,
-            follow_symlinks=root.rule.follow_symlinks,
-            start=start,
-            on_error=lambda path, message: self._journal.record_error(ErrorKind.WATCH, f"{path}: {message}", path=path),
-            on_unreadable=lambda path, folder, reason: self._gaps.unreadable(root.rule, path, folder, reason),
-            on_listed=lambda folder: self._gaps.listed(root.rule, folder),
-        )
-
-    def _advance_scans(self) -> None:
-        budget = SCAN_SLICE
-        while self._scans and budget > 0:
-            root, scan = self._scans[0]
-            for found in scan:
-                self._observe(root, found.rel_path, found.path, found.stat)
-                budget -= 1
-                if budget <= 0:
-                    return
-            self._scans.pop(0)
-
-    def _observe(self, root: _Root, rel_path: str, path: Path, stat: os.stat_result) -> None:
-        identity = identity_of(stat)
-        known = self._journal.known_identity(root.key, rel_path)
-        if known is not None and known[0] == identity and known[1] != FileState.STALE:
-            return
-        self._tracker.observe(root.key, rel_path, path, identity, follow_symlinks=root.rule.follow_symlinks)
-
-    def _look_at_noticed(self) -> None:
-        for root_path, path in self._inbox.drain():
-            root = next((root for root in self._roots if root.path == root_path), None)
-            if root is not None:
-                self._look_at(root, path)
-
-    def _look_at(self, root: _Root, path: Path) -> None:
-        rel_path = relative_posix(root.path, path)
-        if rel_path is None:
-            return
-        try:
-            stat = path.lstat()
-        except OSError:
-            self._tracker.forget(root.key, rel_path)
-            return
-        if stat_module.S_ISLNK(stat.st_mode):
-            if root.rule.follow_symlinks:  # the scan decides whether and how to follow it
-                self._scans.append((root, self._scan_root(root, start=path.parent)))
-            return
-        if stat_module.S_ISDIR(stat.st_mode):
-            if root.filter.folder_allowed(rel_path):
-                self._scans.append((root, self._scan_root(root, start=path)))
-            return
-        if stat_module.S_ISREG(stat.st_mode):
-            if root.filter.file_allowed(rel_path):
-                self._observe(root, rel_path, path, stat)
-            else:
-                self._note_excluded_growth(path, stat.st_size)
-
-    def _note_excluded_growth(self, path: Path, size: int) -> None:
-        """An excluded file (say ZEN's *.tmp while it saves) is never harvested, but its
-        growth still means an acquisition is running: the guard must see it."""
-        key = str(path)
-        previous = self._excluded_sizes.pop(key, None)
-        self._excluded_sizes[key] = size
-        if previous is not None and previous != size:
-            self.guard.growth_seen(key)
-        if len(self._excluded_sizes) > EXCLUDED_SIZES_KEPT:
-            self._excluded_sizes.popitem(last=False)
+        self._discovery.inbox.wait(timeout)
 
     def _settle(self) -> None:
         result = self._tracker.poll()
@@ -453,8 +346,8 @@ class Engine:
         self._hash_worker.wake.set()
 
     def _placement(self, candidate: Candidate) -> SettledFile:
-        root = next(root for root in self._roots if root.key == candidate.root)
-        match = place(root.rule, candidate.rel_path, candidate.path)
+        root = self._roots.get(candidate.root)
+        match = place(root.rule, candidate.rel_path, candidate.path) if root is not None else None
         return SettledFile(
             root=candidate.root,
             rel_path=candidate.rel_path,
@@ -463,65 +356,6 @@ class Engine:
             dataset_fields=match.fields if match else {},
             path_in_dataset=match.path_in_dataset if match else None,
         )
-
-    def _pending_in(self, root_key: str, dataset_key: str) -> list[Candidate]:
-        """Files still settling that belong (or, unplaceable before they settle, may belong) to a dataset."""
-        root = next((root for root in self._roots if root.key == root_key), None)
-        pending = []
-        for candidate in self._tracker.pending():
-            if candidate.root != root_key:
-                continue
-            if root is None or root.rule.group_by != "folder":
-                pending.append(candidate)  # DICOM grouping needs the settled header to place a file
-                continue
-            match = root.template.match(candidate.rel_path)
-            if match is not None and match.dataset_key == dataset_key:
-                pending.append(candidate)
-        return pending
-
-    def _dataset_busy(self, dataset_id: int) -> bool:
-        """Not complete yet: a member is settling or unhashed, or a fileset member is missing."""
-        dataset = self._journal.dataset(dataset_id)
-        if self._pending_in(dataset.root, dataset.dataset_key):
-            return True
-        if self._journal.has_unhashed_files(dataset_id):
-            return True
-        return bool(self._missing_fileset_members(dataset_id))
-
-    def _missing_fileset_members(self, dataset_id: int) -> list[str]:
-        metadata = self._journal.file_metadata(dataset_id)
-        return missing_fileset_members(
-            (record.path_in_dataset or "", json.loads(metadata[record.id]) if record.id in metadata else None)
-            for record in self._journal.dataset_files(dataset_id)
-            if record.state != FileState.FAILED
-        )
-
-    def _close(self, dataset_id: int, reason: str, *, forced: bool = False) -> None:
-        missing = self._missing_fileset_members(dataset_id)
-        dataset = self._journal.dataset(dataset_id)
-        if missing:
-            warning = f"closed with fileset members missing: {', '.join(missing)}"
-            self._journal.add_dataset_warning(dataset_id, warning)
-            self._journal.record_error(ErrorKind.DATASET, f"dataset {dataset.dataset_key}: {warning}")
-        if forced:
-            message = f"dataset {dataset.dataset_key} was closed by force: {reason}"
-            self._journal.record_error(ErrorKind.DATASET, message)
-            root = next((root for root in self._roots if root.key == dataset.root), None)
-            still_written = (
-                "still being written when the dataset was closed by force (dataset_max_open_seconds);"
-                " a later revision will hold it"
-            )
-            for candidate in self._pending_in(dataset.root, dataset.dataset_key):
-                if root is not None:
-                    self._gaps.record(root.rule, candidate.rel_path, still_written)
-        self._journal.close_dataset(dataset_id, reason)
-
-    def _close_datasets(self) -> None:
-        decisions = self._timers.due(self._dataset_busy)
-        for decision in decisions:
-            self._close(decision.dataset_id, decision.reason, forced=decision.forced)
-        if decisions:
-            self._wake_transfers()
 
     def _supervise_workers(self) -> None:
         """Restart a worker thread that ended although nobody asked it to (its error is in the log)."""
@@ -549,24 +383,15 @@ class Engine:
             + [(f"transfer-{worker.transport.name}", worker, worker.gave_up) for worker in self._transfer_workers]
         )
 
-    def _check_watchers(self) -> None:
-        for root in self._roots:
-            if not root.watcher.is_alive() and root.path.is_dir():
-                message = f"watcher for {root.path} had stopped; restarted it and rescanning"
-                logger.warning(message)
-                self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
-                root.watcher.restart()
-                self._scans.append((root, self._scan_root(root)))
-
     # ----- oneshot (harvest scan) --------------------------------------------------------
 
     def _oneshot_finished(self) -> bool:
-        if self._scans or len(self._tracker):
+        if self._discovery.scanning or len(self._tracker):
             return False
         if self._hash_worker.busy or self._journal.files_in_state(FileState.SETTLED, 1):
             return False
         for dataset_id in self._journal.open_dataset_ids():
-            self._close(dataset_id, "scan finished")
+            self._closer.close(dataset_id, "scan finished")
             self._timers.forget(dataset_id)
             self._wake_transfers()
         pending = [w for w in self._transfer_workers if not w.gave_up]

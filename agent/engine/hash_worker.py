@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from agent.engine.roots import Roots
+from agent.engine.worker import Worker, source_moved_on
 from agent.errors import ErrorKind, ItemError, SourceChangedError, SourceVanishedError, StopRequested
 from agent.extract import extract_metadata
 from agent.journal.store import FileRecord, FileState, Journal
@@ -18,64 +20,36 @@ BATCH_SIZE = 256
 BACKOFF_MAX_SECONDS = 300.0
 
 
-class HashWorker(threading.Thread):
+class HashWorker(Worker):
     def __init__(
         self,
         state_dir: Path,
-        destinations_by_root: dict[str, list[str]],
-        follow_symlinks_by_root: dict[str, bool],
+        roots: Roots,
         *,
-        quarantine_roots: frozenset[str] = frozenset(),
         stop: threading.Event,
         on_hashed: Callable[[], None],
         on_changed: Callable[[FileRecord], None],
     ) -> None:
-        super().__init__(name="hash", daemon=True)
-        self._state_dir = state_dir
-        self._destinations_by_root = destinations_by_root
-        self._follow_symlinks_by_root = follow_symlinks_by_root
-        self._quarantine_roots = quarantine_roots
-        self._stop_event = stop
+        super().__init__("hash", state_dir, stop)
+        self._roots = roots
+        self._destinations_by_root = roots.destinations_by_key()
         self._on_hashed = on_hashed
         self._on_changed = on_changed
-        self.wake = threading.Event()
-        self.heartbeat = 0.0
-        self.busy = False
-        self.internal_errors = 0
-        self.last_error: str | None = None
+        self._failures = 0
 
-    def run(self) -> None:
-        try:
-            journal = Journal(self._state_dir)
-        except Exception as error:
-            self.last_error = f"{type(error).__name__}: {error}"
-            logger.exception("hash worker could not open the journal")
-            raise
-        failures = 0
-        try:
-            while not self._stop_event.is_set():
-                self.heartbeat = time.monotonic()
-                self.busy = True
-                try:
-                    worked = self._run_batch(journal)
-                    failures = 0
-                except StopRequested:
-                    return
-                except Exception as error:
-                    failures += 1
-                    self.internal_errors += 1
-                    self.last_error = f"{type(error).__name__}: {error}"[:300]
-                    logger.error("hash worker: unexpected error; retrying with backoff", exc_info=error)
-                    self.busy = False
-                    self._stop_event.wait(min(BACKOFF_MAX_SECONDS, 2.0 * 2 ** min(failures, 8)))
-                    continue
-                self.busy = worked
-                if not worked:
-                    self.wake.wait(timeout=1.0)
-                    self.wake.clear()
-        finally:
-            self.busy = False
-            journal.close()
+    def step(self, journal: Journal) -> bool:
+        self.busy = True
+        worked = self._run_batch(journal)
+        self._failures = 0
+        self.busy = worked
+        if not worked:
+            self.idle()
+        return True
+
+    def on_internal_error(self, journal: Journal, error: Exception) -> None:
+        self._failures += 1
+        logger.error("hash worker: unexpected error; retrying with backoff", exc_info=error)
+        self._stop_event.wait(min(BACKOFF_MAX_SECONDS, 2.0 * 2 ** min(self._failures, 8)))
 
     def _beat_and_check_stop(self) -> bool:
         self.heartbeat = time.monotonic()  # hashing a large file is progress, not a hang
@@ -108,17 +82,12 @@ class HashWorker(threading.Thread):
                 digest = sha256_file(
                     path,
                     record.identity,
-                    follow_symlinks=self._follow_symlinks_by_root.get(record.root, False),
+                    follow_symlinks=self._roots.follow_symlinks(record.root),
                     should_stop=self._beat_and_check_stop,
                 )
-            except SourceChangedError as error:
+            except (SourceChangedError, SourceVanishedError) as error:
                 logger.info("%s", error)
-                journal.mark_file(record, FileState.STALE, str(error))
-                self._on_changed(record)
-                continue
-            except SourceVanishedError as error:
-                journal.mark_file(record, FileState.FAILED, str(error))
-                journal.record_error(ErrorKind.ITEM, str(error), path=str(path))
+                source_moved_on(journal, record, error, self._on_changed)
                 continue
             except ItemError as error:
                 logger.warning("%s", error)
@@ -141,7 +110,7 @@ class HashWorker(threading.Thread):
                 continue
             metadata_json, malformed = self._metadata(path)
             hashed.append((record, digest, metadata_json))
-            if malformed is not None and record.root in self._quarantine_roots:
+            if malformed is not None and (root := self._roots.get(record.root)) and root.quarantines_malformed:
                 # Kept on the instrument, listed as missing in the dataset's package.
                 quarantined[record.id] = f"quarantined (malformed, rule says quarantine): {malformed}"
         if hashed:

@@ -10,7 +10,6 @@ while the other stages keep working locally.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -25,6 +24,9 @@ from typing import Any
 from agent.config.models import AgentConfig
 from agent.controls.guard import AcquisitionGuard
 from agent.destinations.base import DestinationTransport, PayloadItem
+from agent.engine.commit import package_for
+from agent.engine.roots import Roots
+from agent.engine.worker import Worker, source_moved_on
 from agent.errors import (
     AuthError,
     ErrorKind,
@@ -41,12 +43,10 @@ from agent.journal.store import (
     DeliveryState,
     DestinationHealth,
     FileRecord,
-    FileState,
     Journal,
 )
-from agent.package.bagit import PayloadEntry
 from agent.package.names import encode_component
-from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_package
+from agent.package.sidecar import bag_path_for
 from agent.rules.bandwidth import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,11 @@ class _DeliveryControl:
         return self.stop.is_set() or self.hold() is not None
 
 
-class TransferWorker(threading.Thread):
+class TransferWorker(Worker):
     def __init__(
         self,
         config: AgentConfig,
+        roots: Roots,
         transport: DestinationTransport,
         *,
         stop: threading.Event,
@@ -112,14 +113,12 @@ class TransferWorker(threading.Thread):
         operator_paused: bool = False,
         honour_schedule: bool = True,
     ) -> None:
-        super().__init__(name=f"transfer-{transport.name}", daemon=True)
+        super().__init__(f"transfer-{transport.name}", config.state_dir, stop)
         self._config = config
         self.transport = transport
-        self._stop_event = stop
         self._on_changed = on_changed
         self._give_up_when_paused = give_up_when_paused
-        self._follow_symlinks = {str(rule.path): rule.follow_symlinks for rule in config.watch}
-        self._root_names = {str(rule.path): rule.name for rule in config.watch}
+        self._roots = roots
         settings = next(destination for destination in config.destinations if destination.name == transport.name)
         timetable = settings.timetable
         self._limiter = RateLimiter(lambda: timetable.rate_at(datetime.now()) if timetable else None, stop=stop)
@@ -130,53 +129,27 @@ class TransferWorker(threading.Thread):
         self.operator_paused = operator_paused
         self.bytes_sent = 0  # since start, for the rate shown in status
         self.live: dict[int, int] = {}  # file id -> bytes sent so far, for files in flight
-        self.wake = threading.Event()
-        self.heartbeat = 0.0
-        self.busy = False
         self.paused_reason: str | None = None
         self.gave_up = False
-        self.internal_errors = 0
-        self.last_error: str | None = None
         self.last_progress = time.monotonic()
         self._last_flush = time.monotonic()
         self._failures = 0
         self._pauses = 0
         self._next_probe = 0.0
 
-    def run(self) -> None:
-        try:
-            journal = Journal(self._config.state_dir)
-        except Exception as error:
-            self.last_error = f"{type(error).__name__}: {error}"
-            logger.exception("transfer worker for %s could not open the journal", self.transport.name)
-            raise
-        try:
-            journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
-            self._abort_orphans(journal)
-            while not self._stop_event.is_set():
-                self.heartbeat = time.monotonic()
-                try:
-                    if not self._step(journal):
-                        return
-                except StopRequested:
-                    return
-                except Exception as error:  # noqa: BLE001 - a bug or a surprise must never end deliveries
-                    self._internal_error(journal, error)
-        finally:
-            self.busy = False
-            journal.close()
+    def prepare(self, journal: Journal) -> None:
+        journal.set_destination_health(self.transport.name, DestinationHealth.ACTIVE, None, None)
+        self._abort_orphans(journal)
 
-    def _step(self, journal: Journal) -> bool:
+    def step(self, journal: Journal) -> bool:
         """One round of work; False when the worker should end (a one-shot scan gave up)."""
         if self.hold_reason() is not None:
-            self.wake.wait(timeout=1.0)
-            self.wake.clear()
+            self.idle()
             return True
         if self.paused_reason is not None and not self._try_resume(journal):
             if self.gave_up:
                 return False
-            self.wake.wait(timeout=max(0.1, min(5.0, self._next_probe - time.monotonic())))
-            self.wake.clear()
+            self.idle(max(0.1, min(5.0, self._next_probe - time.monotonic())))
             return True
         self.busy = True
         try:
@@ -187,15 +160,11 @@ class TransferWorker(threading.Thread):
             worked = False
         self.busy = worked
         if not worked:
-            self.wake.wait(timeout=1.0)
-            self.wake.clear()
+            self.idle()
         return True
 
-    def _internal_error(self, journal: Journal, error: Exception) -> None:
+    def on_internal_error(self, journal: Journal, error: Exception) -> None:
         """Logged once with its traceback, counted, and retried with backoff like an outage."""
-        self.busy = False
-        self.internal_errors += 1
-        self.last_error = f"{type(error).__name__}: {error}"[:300]
         logger.error("transfer worker for %s: unexpected error; retrying with backoff", self.transport.name,
                      exc_info=error)  # fmt: skip
         message = (
@@ -350,11 +319,11 @@ class TransferWorker(threading.Thread):
             bag_path=bag_path_for(
                 self._config.instrument.id,
                 delivery.archive_key or delivery.dataset_key,
-                self._root_names.get(record.root),
+                self._roots.name(record.root),
             ),
             path_in_dataset=record.bag_name,
             resume_offset_bytes=delivery.offset_bytes,
-            follow_symlinks=self._follow_symlinks.get(record.root, False),
+            follow_symlinks=self._roots.follow_symlinks(record.root),
             resume_state=delivery.remote_state,
             instrument_id=self._config.instrument.id,
             dataset_key=delivery.dataset_key,
@@ -386,14 +355,10 @@ class TransferWorker(threading.Thread):
             if self._stop_event.is_set():
                 raise
             return None  # held at a checkpoint; the delivery resumes from there later
-        except SourceChangedError as error:
-            journal.mark_file(record, FileState.STALE, str(error))
-            self._on_changed(record)
-            return None
-        except SourceVanishedError as error:
-            journal.mark_file(record, FileState.FAILED, str(error))
-            journal.record_error(ErrorKind.ITEM, str(error), path=str(source_path))
-            return (delivery, DeliveryState.FAILED, str(error))
+        except (SourceChangedError, SourceVanishedError) as error:
+            source_moved_on(journal, record, error, self._on_changed)
+            gone = isinstance(error, SourceVanishedError)
+            return (delivery, DeliveryState.FAILED, str(error)) if gone else None
         except (TransientError, AuthError):
             raise
         except ItemError as error:
@@ -444,47 +409,15 @@ class TransferWorker(threading.Thread):
         for dataset_id in ready:
             self.last_progress = time.monotonic()
             dataset = journal.dataset(dataset_id)
-            states = journal.delivery_states(dataset_id, self.transport.name)
-            file_errors = journal.file_errors(dataset_id)
-            metadata_by_file = journal.file_metadata(dataset_id)
-            files: list[PackageFile] = []
-            missing: list[MissingFile] = []
-            for record in journal.dataset_files(dataset_id):
-                state, error = states.get(record.id, (None, None))
-                if state == DeliveryState.VERIFIED and record.sha256:
-                    entry = PayloadEntry(record.bag_name, record.sha256, record.identity.size_bytes)
-                    metadata_json = metadata_by_file.get(record.id)
-                    metadata = json.loads(metadata_json) if metadata_json else None
-                    files.append(PackageFile(entry, record.rel_path, record.identity.mtime_ns, metadata))
-                elif record.state != FileState.IGNORED:
-                    reason = error or file_errors.get(record.id) or "not delivered"
-                    missing.append(MissingFile(record.rel_path, reason))
-            # Parts of the dataset that could not be read (an unlistable folder, a file still
-            # written at a forced close): the package is not complete and says what and why.
-            missing += [MissingFile(path, reason) for path, reason in journal.dataset_gaps(dataset_id)]
-            package = build_package(
-                self._config.instrument,
-                dataset_key=dataset.dataset_key,
-                archive_key=dataset.archive_key or dataset.dataset_key,
-                dataset_fields=dataset.fields,
-                revision=dataset.revision,
-                opened_at=dataset.opened_at,
-                closed_at=dataset.closed_at,
-                close_reason=dataset.close_reason,
-                files=files,
-                missing=missing,
-                now=time.time(),
-                warnings=journal.dataset_warnings(dataset_id),
-                root_name=self._root_names.get(dataset.root),
-            )
+            built = package_for(journal, dataset, self.transport.name, self._config.instrument, self._roots)
             try:
-                remembered = self.transport.commit(package)
+                remembered = self.transport.commit(built.package)
             except ItemError as error:
                 message = f"{self.transport.name}: commit of {dataset.dataset_key} refused: {error}"
                 raise TransientError(message) from None
             journal.record_commit(dataset_id, self.transport.name, dataset.revision, remembered)
             logger.info(
                 "committed %s revision %d to %s (%d files, %d missing)",
-                dataset.dataset_key, dataset.revision, self.transport.name, len(files), len(missing),
+                dataset.dataset_key, dataset.revision, self.transport.name, built.files, built.missing,
             )  # fmt: skip
         return bool(ready)

@@ -1,0 +1,185 @@
+"""Discovery: which files to look at, from the watchers' notices and the reconcile scans.
+
+Runs on the engine thread. Watchers (one per root) queue paths in the inbox; each tick
+looks at what was noticed, starts the periodic reconcile scan when it is due and advances
+running scans a slice at a time, so a huge tree never blocks settling or closing. Every
+regular file allowed by its root's filter goes to the settle stage, unless the journal
+already holds that identity. An excluded file that grows still tells the acquisition
+guard that the instrument is writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_module
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+from agent.controls.guard import AcquisitionGuard
+from agent.engine.gaps import Gaps
+from agent.engine.roots import Root, Roots
+from agent.errors import ErrorKind
+from agent.journal.store import FileState, Journal
+from agent.pipeline.hashing import identity_of
+from agent.pipeline.settle import SettleTracker
+from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_tree
+
+logger = logging.getLogger(__name__)
+SCAN_SLICE = 2000  # entries a running scan looks at per tick
+EXCLUDED_SIZES_KEPT = 4096  # excluded files whose size is remembered for the acquisition guard
+
+
+class Discovery:
+    def __init__(
+        self,
+        roots: Roots,
+        journal: Journal,
+        tracker: SettleTracker,
+        gaps: Gaps,
+        guard: AcquisitionGuard,
+        *,
+        scan_interval_seconds: float,
+        periodic_scans: bool = True,
+    ) -> None:
+        self._roots = roots
+        self._journal = journal
+        self._tracker = tracker
+        self._gaps = gaps
+        self._guard = guard
+        self._scan_interval = scan_interval_seconds
+        self._periodic = periodic_scans
+        self.inbox = Inbox()
+        self._watchers = {
+            root.key: RootWatcher(
+                root.path, self.inbox, polling=root.rule.polling, polling_interval=root.rule.polling_interval_seconds
+            )
+            for root in roots
+        }
+        self._scans: list[tuple[Root, Iterator[Found]]] = []
+        self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
+        self._next_scan = 0.0
+
+    @property
+    def scanning(self) -> bool:
+        return bool(self._scans)
+
+    # ----- watchers --------------------------------------------------------------------
+
+    def start_watchers(self) -> None:
+        for root in self._roots:
+            try:
+                self._watchers[root.key].start()
+            except OSError as error:
+                message = f"cannot watch {root.path}: {error.strerror}; relying on periodic scans"
+                logger.warning(message)
+                self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
+
+    def stop_watchers(self) -> None:
+        for watcher in self._watchers.values():
+            watcher.stop()
+
+    def check_watchers(self) -> None:
+        """Restart a watcher that stopped (its root was away a while) and rescan its root."""
+        for root in self._roots:
+            watcher = self._watchers[root.key]
+            if not watcher.is_alive() and root.path.is_dir():
+                message = f"watcher for {root.path} had stopped; restarted it and rescanning"
+                logger.warning(message)
+                self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
+                watcher.restart()
+                self._scans.append((root, self._scan(root)))
+
+    # ----- the engine thread's part ----------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Look at what was noticed, start the reconcile scan when due, advance running scans."""
+        for root_path, path in self.inbox.drain():
+            root = self._roots.at(root_path)
+            if root is not None:
+                self._look_at(root, path)
+        if self._periodic and now >= self._next_scan and not self._scans:
+            self.start_scans()
+        self._advance()
+
+    def start_scans(self) -> None:
+        """A full reconcile scan of every root."""
+        self._gaps.prune()
+        self._scans = [(root, self._scan(root)) for root in self._roots]
+        self._next_scan = time.monotonic() + self._scan_interval
+
+    def reconcile_soon(self) -> None:
+        self._next_scan = 0.0
+
+    def rescan(self, rule_paths: list[Path]) -> None:
+        """Full scans of these roots (``harvest rescan``)."""
+        self._scans += [(root, self._scan(root)) for root in self._roots if root.path in rule_paths]
+
+    def _scan(self, root: Root, start: Path | None = None) -> Iterator[Found]:
+        if not root.path.is_dir():
+            message = f"watched root {root.path} does not exist or is not a folder"
+            self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
+            return iter(())
+        return scan_tree(
+            root.path,
+            root.filter,
+            follow_symlinks=root.follow_symlinks,
+            start=start,
+            on_error=lambda path, message: self._journal.record_error(ErrorKind.WATCH, f"{path}: {message}", path=path),
+            on_unreadable=lambda path, folder, reason: self._gaps.unreadable(root.rule, path, folder, reason),
+            on_listed=lambda folder: self._gaps.listed(root.rule, folder),
+        )
+
+    def _advance(self) -> None:
+        budget = SCAN_SLICE
+        while self._scans and budget > 0:
+            root, scan = self._scans[0]
+            for found in scan:
+                self._observe(root, found.rel_path, found.path, found.stat)
+                budget -= 1
+                if budget <= 0:
+                    return
+            self._scans.pop(0)
+
+    def _observe(self, root: Root, rel_path: str, path: Path, stat: os.stat_result) -> None:
+        identity = identity_of(stat)
+        known = self._journal.known_identity(root.key, rel_path)
+        if known is not None and known[0] == identity and known[1] != FileState.STALE:
+            return
+        self._tracker.observe(root.key, rel_path, path, identity, follow_symlinks=root.follow_symlinks)
+
+    def _look_at(self, root: Root, path: Path) -> None:
+        rel_path = relative_posix(root.path, path)
+        if rel_path is None:
+            return
+        try:
+            stat = path.lstat()
+        except OSError:
+            self._tracker.forget(root.key, rel_path)
+            return
+        if stat_module.S_ISLNK(stat.st_mode):
+            if root.follow_symlinks:  # the scan decides whether and how to follow it
+                self._scans.append((root, self._scan(root, start=path.parent)))
+            return
+        if stat_module.S_ISDIR(stat.st_mode):
+            if root.filter.folder_allowed(rel_path):
+                self._scans.append((root, self._scan(root, start=path)))
+            return
+        if stat_module.S_ISREG(stat.st_mode):
+            if root.filter.file_allowed(rel_path):
+                self._observe(root, rel_path, path, stat)
+            else:
+                self._note_excluded_growth(path, stat.st_size)
+
+    def _note_excluded_growth(self, path: Path, size: int) -> None:
+        """An excluded file (say ZEN's *.tmp while it saves) is never harvested, but its
+        growth still means an acquisition is running: the guard must see it."""
+        key = str(path)
+        previous = self._excluded_sizes.pop(key, None)
+        self._excluded_sizes[key] = size
+        if previous is not None and previous != size:
+            self._guard.growth_seen(key)
+        if len(self._excluded_sizes) > EXCLUDED_SIZES_KEPT:
+            self._excluded_sizes.popitem(last=False)
