@@ -33,6 +33,11 @@ class PayloadItem:
     instrument_id: str = ""
     dataset_key: str = ""
 
+    @property
+    def remote_key(self) -> str:
+        """Where the file goes, relative to the destination's root: inside its bag's payload."""
+        return f"{self.bag_path}/data/{self.path_in_dataset}"
+
 
 class TransferControl(Protocol):
     """How a transport reports progress to, and takes orders from, the engine."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import os
 import stat as stat_module
 import sys
@@ -36,10 +35,11 @@ from agent.destinations.base import (
     SelfTest,
     TransferControl,
 )
-from agent.errors import ItemError, StopRequested, TransientError
+from agent.destinations.moving import UncommitOnce, checked_source, pump, staging_stem
+from agent.errors import ItemError, TransientError
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
-from agent.pipeline.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
+from agent.pipeline.hashing import sha256_of_descriptor, stream_chunks
 from agent.pipeline.sparse import data_ranges
 
 STAGING_FOLDER = ".harvest-partial"
@@ -92,7 +92,7 @@ class FilesystemTransport(DestinationTransport):
         self._root = str(config.path)
         self._staging_ready = False
         self._folders_made: set[str] = set()
-        self._uncommitted_bags: set[str] = set()
+        self._uncommits = UncommitOnce(self._remove_markers)
 
     # The one place where OS errors at this destination become the agent's errors.
     def _translate(self, error: OSError, what: str) -> Exception:
@@ -130,8 +130,7 @@ class FilesystemTransport(DestinationTransport):
         return SelfTest(f"wrote, read back and deleted a probe in {self.root_path}", server_time)
 
     def _staging_path(self, item: PayloadItem) -> Path:
-        key = f"{item.bag_path}\0{item.path_in_dataset}\0{item.sha256}".encode("utf-8", "surrogateescape")
-        return self.root_path / STAGING_FOLDER / (hashlib.sha256(key).hexdigest()[:32] + ".partial")
+        return self.root_path / STAGING_FOLDER / (staging_stem(item) + ".partial")
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
         # Plain string paths and cached folder creation on this hot path: for a
@@ -142,9 +141,9 @@ class FilesystemTransport(DestinationTransport):
             )
         bag_path = os.path.join(self._root, item.bag_path)
         final_path = os.path.join(bag_path, "data", item.path_in_dataset)
-        remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
+        remote_key = item.remote_key
         try:
-            self._uncommit(bag_path)
+            self._uncommits.before_change(bag_path)
             if self._already_there(final_path, item):
                 return Delivered(remote_key, skipped=True)
             staging_path = self._staging_path(item)
@@ -187,16 +186,14 @@ class FilesystemTransport(DestinationTransport):
             return False
         return _sha256_of(final_path, item.identity.size_bytes) == item.sha256
 
-    def _uncommit(self, bag_path: str) -> None:
+    @staticmethod
+    def _remove_markers(bag_path: str) -> None:
         """Before a bag changes, remove its manifests: it is no longer complete."""
-        if bag_path in self._uncommitted_bags:
-            return
         for name in COMMIT_MARKERS:
             marker = os.path.join(bag_path, name)
             if os.path.exists(marker):
                 os.unlink(marker)
                 _fsync_folder(Path(bag_path))
-        self._uncommitted_bags.add(bag_path)
 
     def _copy(self, item: PayloadItem, staging_path: Path, remote_key: str, control: TransferControl) -> None:
         offset = 0
@@ -210,9 +207,7 @@ class FilesystemTransport(DestinationTransport):
             # A copy that may be resumed is also one that may be superseded: journalled so
             # that a newer version of the file removes it (abandon), never left behind.
             control.save_state({"staging": staging_path.name})
-        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
-        try:
-            check_identity(item.source_path, source, item.identity, "before")
+        with checked_source(item) as source:
             flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | (0 if offset else os.O_TRUNC)
             # The configured mode, never wider than the source's: a 0600 file stays private.
             mode = self.file_mode & stat_module.S_IMODE(os.fstat(source).st_mode)
@@ -229,9 +224,6 @@ class FilesystemTransport(DestinationTransport):
                     os.fsync(target)
             finally:
                 os.close(target)
-            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
-        finally:
-            os.close(source)
         if offset != item.identity.size_bytes:
             raise ItemError(f"{item.source_path}: copied {offset} bytes, expected {item.identity.size_bytes}")
         copied_sha256 = _sha256_of(staging_path, item.identity.size_bytes)
@@ -243,7 +235,12 @@ class FilesystemTransport(DestinationTransport):
 
     def _copy_ranges(self, source: int, target: int, offset: int, size: int, control: TransferControl) -> int:
         """Copy *source* from *offset* to *size*, leaving its holes as holes; the offset reached."""
-        since_checkpoint = 0
+
+        def write(chunk: bytes | memoryview) -> None:
+            written = 0
+            while written < len(chunk):
+                written += os.write(target, chunk[written:])
+
         for first, stop in data_ranges(source, offset, size):
             if first > offset:  # a hole in the source stays a hole in the copy
                 os.ftruncate(target, first)
@@ -251,19 +248,10 @@ class FilesystemTransport(DestinationTransport):
                 offset = first
             os.lseek(target, first, os.SEEK_SET)
             read_next = stream_chunks(source, stop, first, COPY_CHUNK_BYTES)
-            while chunk := read_next():
-                written = 0
-                while written < len(chunk):
-                    written += os.write(target, chunk[written:])
-                offset += len(chunk)
-                since_checkpoint += len(chunk)
-                control.progress(len(chunk))
-                if since_checkpoint >= self.checkpoint_bytes or control.should_stop():
-                    os.fsync(target)
-                    control.checkpoint(offset)
-                    since_checkpoint = 0
-                    if control.should_stop():
-                        raise StopRequested
+            offset = pump(
+                read_next, write, offset, control,
+                checkpoint_bytes=self.checkpoint_bytes, make_durable=lambda: os.fsync(target),
+            )  # fmt: skip
             if offset < stop:  # the source ended early: it shrank while being copied
                 return offset
         if offset < size:  # a hole up to the end
@@ -291,9 +279,7 @@ class FilesystemTransport(DestinationTransport):
         bag_path = self.root_path / package.bag_path
         try:
             (bag_path / "data").mkdir(parents=True, exist_ok=True)
-            self._uncommitted_bags.discard(str(bag_path))
-            self._uncommit(str(bag_path))
-            self._uncommitted_bags.discard(str(bag_path))
+            self._uncommits.before_commit(str(bag_path))
             for tag_file in package.tag_files:
                 temporary_path = bag_path / f".harvest-{tag_file.name}.tmp"
                 with temporary_path.open("wb") as stream:

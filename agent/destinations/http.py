@@ -16,6 +16,7 @@ from typing import TypeVar
 import requests
 from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from agent.destinations.moving import login_hint
 from agent.errors import AuthError, ItemError, TransientError
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ def check_response(response: requests.Response, destination: str, credential: st
     if status < 400:
         return
     if status in (401, 403):
-        hint = f"run `harvest login {credential}`" if credential else "configure a credential"
+        hint = login_hint(credential)
         raise AuthError(f"credentials rejected for {destination} (HTTP {status}): {hint}")
     if status in TRANSIENT_STATUS:
         raise RetryableHTTPError(f"{destination}: {what}: HTTP {status}", retry_after(response))

@@ -16,7 +16,6 @@ import base64
 import contextlib
 import hashlib
 import os
-import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
@@ -28,10 +27,11 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, End
 from agent.config.models import S3Destination
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.destinations.http import RetryableHTTPError, http_date, retry_after_value
+from agent.destinations.moving import UncommitOnce, checked_source, login_hint
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
-from agent.pipeline.hashing import check_identity, open_source, stream_chunks
+from agent.pipeline.hashing import stream_chunks
 from agent.secrets.credentials import resolve
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -49,8 +49,7 @@ class S3Transport(DestinationTransport):
         self.name = config.name
         self.config = config
         self._client: Any = None
-        self._uncommitted: set[str] = set()
-        self._uncommit_lock = threading.Lock()
+        self._uncommits = UncommitOnce(self._remove_markers)
         self.parallel_small_files = config.concurrency
 
     # ----- errors: the one place botocore exceptions become the agent's ---------------
@@ -60,11 +59,7 @@ class S3Transport(DestinationTransport):
             code = str(error.response.get("Error", {}).get("Code", ""))
             status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             if code in _AUTH_CODES or status in (401, 403):
-                hint = (
-                    f"run `harvest login {self.config.credential}`"
-                    if self.config.credential
-                    else "check AWS credentials"
-                )
+                hint = login_hint(self.config.credential, "check AWS credentials")
                 return AuthError(f"credentials rejected for {self.name} ({code or status}): {hint}")
             if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
                 headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
@@ -197,9 +192,7 @@ class S3Transport(DestinationTransport):
         count = int(count_text) if count_text else 0
         part_bytes = self.config.part_bytes if count == 0 else max(1, -(-size // count))
         candidates = [part_bytes] if count == 0 else sorted({self.config.part_bytes, part_bytes})
-        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
-        try:
-            check_identity(item.source_path, source, item.identity, "before")
+        with checked_source(item) as source:
             for size_of_part in candidates:
                 if count and -(-size // size_of_part) != count:
                     continue
@@ -213,28 +206,24 @@ class S3Transport(DestinationTransport):
                     return True
                 if count and hashlib.md5(b"".join(part_digests)).hexdigest() == digest:  # noqa: S324
                     return True
-            return False
-        finally:
-            os.close(source)
+        return False
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
-        remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
+        remote_key = item.remote_key
         key = self._key(remote_key)
         small = item.identity.size_bytes < self.config.part_bytes
         # A small object is simply PUT again (one request, same bytes, no duplicate);
         # a large one is looked up first so that a re-run never re-sends gigabytes.
         if not small and self._already_there(key, item):
             return Delivered(remote_key, skipped=True)
-        self._uncommit(item.bag_path)
+        self._uncommits.before_change(item.bag_path)
         metadata = {
             "sha256": item.sha256,
             "instrument-id": item.instrument_id,
             "dataset-key": item.dataset_key,
             "size": str(item.identity.size_bytes),
         }
-        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
-        try:
-            check_identity(item.source_path, source, item.identity, "before")
+        with checked_source(item) as source:
             if small:
                 control.started(remote_key, None)
                 body = bytes(stream_chunks(source, item.identity.size_bytes, 0, max(item.identity.size_bytes, 1))())
@@ -242,23 +231,16 @@ class S3Transport(DestinationTransport):
                 self._put(key, body, metadata)
             else:
                 self._multipart(source, key, remote_key, item, metadata, control)
-            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
-        finally:
-            os.close(source)
         if not small:  # a single PUT was already verified by its ETag (the MD5 of the bytes received)
             head = self._call("verify (HEAD)", "head_object", Bucket=self.config.bucket, Key=key)
             if head.get("ContentLength") != item.identity.size_bytes:
                 raise ItemError(f"{self.name}: {remote_key} has {head.get('ContentLength')} bytes at the archive")
         return Delivered(remote_key, skipped=False)
 
-    def _uncommit(self, bag_path: str) -> None:
+    def _remove_markers(self, bag_path: str) -> None:
         """Before a committed bag changes, delete its manifest objects: it is no longer complete."""
-        with self._uncommit_lock:
-            if bag_path in self._uncommitted:
-                return
-            for name in COMMIT_MARKERS:
-                self._call("uncommit", "delete_object", Bucket=self.config.bucket, Key=self._key(f"{bag_path}/{name}"))
-            self._uncommitted.add(bag_path)
+        for name in COMMIT_MARKERS:
+            self._call("uncommit", "delete_object", Bucket=self.config.bucket, Key=self._key(f"{bag_path}/{name}"))
 
     def _put(self, key: str, body: bytes, metadata: dict[str, str]) -> None:
         digest = hashlib.md5(body).digest()  # noqa: S324 - Content-MD5 is what S3 verifies
@@ -419,9 +401,7 @@ class S3Transport(DestinationTransport):
     # ----- commit ----------------------------------------------------------------
 
     def commit(self, package: DatasetPackage) -> None:
-        self._uncommitted.discard(package.bag_path)
-        self._uncommit(package.bag_path)
-        self._uncommitted.discard(package.bag_path)
+        self._uncommits.before_commit(package.bag_path)
         for tag_file in package.tag_files:
             self._put(
                 self._key(f"{package.bag_path}/{tag_file.name}"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import posixpath
 import socket
 import stat as stat_module
@@ -25,10 +24,11 @@ import paramiko
 
 from agent.config.models import SftpDestination
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
-from agent.errors import AuthError, ItemError, StopRequested, TransientError
+from agent.destinations.moving import UncommitOnce, checked_source, login_hint, pump, staging_stem
+from agent.errors import AuthError, ItemError, TransientError
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
-from agent.pipeline.hashing import check_identity, open_source, sha256_of_descriptor, stream_chunks
+from agent.pipeline.hashing import sha256_of_descriptor, stream_chunks
 from agent.secrets.credentials import resolve
 
 STAGING_FOLDER = ".harvest-partial"
@@ -44,7 +44,7 @@ class SftpTransport(DestinationTransport):
         self._tofu_path = state_dir / f"known_hosts-{config.name}"
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
-        self._uncommitted: set[str] = set()
+        self._uncommits = UncommitOnce(self._remove_markers)
         self._staging_generation: dict[str, int] = {}
 
     # ----- connection and errors -------------------------------------------------------
@@ -53,7 +53,7 @@ class SftpTransport(DestinationTransport):
         if isinstance(error, paramiko.BadHostKeyException):
             return AuthError(f"{self.name}: the server's host key changed ({what}); check it, then fix known_hosts")
         if isinstance(error, paramiko.AuthenticationException):
-            hint = f"run `harvest login {self.config.credential}`" if self.config.credential else "set a credential"
+            hint = login_hint(self.config.credential, "set a credential")
             return AuthError(f"credentials rejected for {self.name}: {hint}")
         if isinstance(error, OSError) and not isinstance(error, socket.error | EOFError):
             code = getattr(error, "errno", None)
@@ -175,10 +175,9 @@ class SftpTransport(DestinationTransport):
         return digest.hexdigest()
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
-        remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
+        remote_key = item.remote_key
         final_path = self._remote(remote_key)
-        key = f"{item.bag_path}\0{item.path_in_dataset}\0{item.sha256}".encode("utf-8", "surrogateescape")
-        stem = hashlib.sha256(key).hexdigest()[:32]
+        stem = staging_stem(item)
         # A staging name whose copy failed at the server gets a successor: a server can hold
         # a broken state for one name (rclone's VFS after its folder was removed under it).
         generation = self._staging_generation.get(stem, 0)
@@ -192,7 +191,7 @@ class SftpTransport(DestinationTransport):
                     return Delivered(remote_key, skipped=True)
             except FileNotFoundError:
                 pass
-            self._uncommit(self._remote(item.bag_path))
+            self._uncommits.before_change(self._remote(item.bag_path))
             try:
                 for attempt in (1, 2):
                     try:
@@ -225,14 +224,11 @@ class SftpTransport(DestinationTransport):
             raise self._translate(error, f"write {remote_key}") from None
         return Delivered(remote_key, skipped=False)
 
-    def _uncommit(self, bag: str) -> None:
+    def _remove_markers(self, bag: str) -> None:
         """Before a committed bag changes, remove its manifests: it is no longer complete."""
-        if bag in self._uncommitted:
-            return
         for name in COMMIT_MARKERS:
             if self._exists(posixpath.join(bag, name)):
                 self.sftp().remove(posixpath.join(bag, name))
-        self._uncommitted.add(bag)
 
     def _verified_prefix(self, source: int, staging_path: str) -> int:
         """Bytes of an earlier partial copy that match the source (0 if none or they differ)."""
@@ -248,9 +244,7 @@ class SftpTransport(DestinationTransport):
     def _copy(
         self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl, fresh: bool = False
     ) -> None:
-        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
-        try:
-            check_identity(item.source_path, source, item.identity, "before")
+        with checked_source(item) as source:
             offset = 0 if fresh else min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
             control.started(remote_key, offset or None)
             if item.identity.size_bytes >= CHECKPOINT_BYTES and not item.resume_state and not fresh:
@@ -262,21 +256,10 @@ class SftpTransport(DestinationTransport):
                         remote.truncate(offset)
                     remote.seek(offset)
                 read_next = stream_chunks(source, item.identity.size_bytes, offset, CHUNK_BYTES)
-                since_checkpoint = 0
-                while chunk := read_next():
-                    remote.write(bytes(chunk))
-                    offset += len(chunk)
-                    since_checkpoint += len(chunk)
-                    control.progress(len(chunk))
-                    if since_checkpoint >= CHECKPOINT_BYTES or control.should_stop():
-                        remote.flush()
-                        control.checkpoint(offset)
-                        since_checkpoint = 0
-                        if control.should_stop():
-                            raise StopRequested
-            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
-        finally:
-            os.close(source)
+                pump(
+                    read_next, lambda chunk: remote.write(bytes(chunk)), offset, control,
+                    checkpoint_bytes=CHECKPOINT_BYTES, make_durable=remote.flush,
+                )  # fmt: skip
 
     def abandon(self, state: dict[str, Any]) -> None:
         """Remove the partial copy of a superseded file version (named by its content)."""
@@ -297,9 +280,7 @@ class SftpTransport(DestinationTransport):
         try:
             sftp = self.sftp()
             self._makedirs(bag)
-            self._uncommitted.discard(bag)
-            self._uncommit(bag)
-            self._uncommitted.discard(bag)
+            self._uncommits.before_commit(bag)
             for tag_file in package.tag_files:
                 temporary = posixpath.join(bag, f".harvest-{tag_file.name}.tmp")
                 with sftp.open(temporary, "wb") as remote:

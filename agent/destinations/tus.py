@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,9 +28,10 @@ import requests
 from agent.config.models import TusDestination
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.destinations.http import ATTEMPTS, RetryableHTTPError, check_response, http_date, with_retries
+from agent.destinations.moving import checked_source
 from agent.errors import ItemError, StopRequested, TransientError
 from agent.package.sidecar import DatasetPackage
-from agent.pipeline.hashing import check_identity, open_source, stream_chunks
+from agent.pipeline.hashing import stream_chunks
 from agent.secrets.credentials import resolve
 
 logger = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class TusTransport(DestinationTransport):
         return int(value)
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
-        remote_key = f"{item.bag_path}/data/{item.path_in_dataset}"
+        remote_key = item.remote_key
         metadata = {
             "filename": item.path_in_dataset.rsplit("/", 1)[-1],
             "relative_path": remote_key,
@@ -211,13 +211,8 @@ class TusTransport(DestinationTransport):
             "instrument_id": item.instrument_id,
             "dataset_key": item.dataset_key,
         }
-        source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
-        try:
-            check_identity(item.source_path, source, item.identity, "before")
+        with checked_source(item) as source:
             self._upload(source, item, metadata, remote_key, control)
-            check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
-        finally:
-            os.close(source)
         return Delivered(remote_key, skipped=False)
 
     def _upload(

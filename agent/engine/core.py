@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent import __version__
@@ -63,7 +64,16 @@ class _RateMeter:
 
 
 class Engine:
-    def __init__(self, config: AgentConfig, *, oneshot: bool = False, watch: bool = True) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        oneshot: bool = False,
+        watch: bool = True,
+        transports: list[DestinationTransport] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """*transports* replaces the configured ones and *clock* the monotonic clock (for tests)."""
         self.config = config
         self.oneshot = oneshot
         self.stop_event = threading.Event()
@@ -76,10 +86,13 @@ class Engine:
         self.guard = AcquisitionGuard(
             config.acquisition_guard, stop=self.stop_event, min_active_seconds=2 * max(polled, default=0.0)
         )
+        self._clock = clock
         self._tracker = SettleTracker(
-            config.settle.quiet_seconds, on_change=lambda candidate: self.guard.growth_seen(str(candidate.path))
+            config.settle.quiet_seconds,
+            clock=clock,
+            on_change=lambda candidate: self.guard.growth_seen(str(candidate.path)),
         )
-        self._timers = DatasetTimers(config.settle)
+        self._timers = DatasetTimers(config.settle, clock=clock)
         self._journal = Journal(config.state_dir)
         self._gaps = Gaps(self._journal, on_dataset=self._timers.touch)
         self._discovery = Discovery(
@@ -90,13 +103,14 @@ class Engine:
             self.guard,
             scan_interval_seconds=config.scan.interval_seconds,
             periodic_scans=not oneshot,
+            clock=clock,
         )
         self._closer = DatasetCloser(self._journal, self._roots, self._tracker, self._timers, self._gaps)
         self._published_settling = -1
         self._troubles = 0
         self._next_heartbeat = 0.0
         self._next_watcher_check = 0.0
-        self.transports: list[DestinationTransport] = build_transports(config)
+        self.transports: list[DestinationTransport] = transports if transports is not None else build_transports(config)
         self._hash_worker = self._new_hash_worker()
         paused = set(json.loads(self._journal.facts().get("operator_paused") or "[]"))
         self._transfer_workers = [
@@ -237,11 +251,10 @@ class Engine:
         if self._metrics is not None:
             self._metrics.stop()
         self._discovery.stop_watchers()
-        self._hash_worker.wake.set()
-        self._hash_worker.join(timeout=30)
-        for worker in self._transfer_workers:
+        for worker in [self._hash_worker, *self._transfer_workers]:
             worker.wake.set()
-            worker.join(timeout=30)
+            if worker.ident is not None:  # started (an engine driven step by step starts none)
+                worker.join(timeout=30)
         try:
             self._journal.set_facts({"stopped_at": str(time.time()), "settling": "0"})
         except JournalWriteError as error:
@@ -251,10 +264,10 @@ class Engine:
 
     # ----- the loop --------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        now = time.monotonic()
+    def step(self) -> None:
+        """One pass of the engine thread's stages: operator commands, discovery, settle, closing."""
         self.commands.run_pending()
-        self._discovery.tick(now)
+        self._discovery.tick(self._clock())
         self._settle()
         if len(self._tracker) != self._published_settling:
             # Published when it changes, not only with the heartbeat: status never shows a
@@ -263,6 +276,11 @@ class Engine:
             self._journal.set_facts({"settling": str(self._published_settling)})
         if self._closer.close_due():
             self._wake_transfers()
+
+    def _tick(self) -> None:
+        """A step, then housekeeping: watchers and workers supervised, the heartbeat published."""
+        self.step()
+        now = self._clock()
         if now >= self._next_watcher_check:
             if self._use_watchers:
                 self._discovery.check_watchers()
@@ -288,6 +306,15 @@ class Engine:
             facts[f"rate.{name}"] = f"{rate:.0f}" if worker.live else "0"
             facts[f"retrying.{name}"] = redact(worker.retrying or "")
         return facts
+
+    @property
+    def settling(self) -> int:
+        """Files found and not yet settled."""
+        return len(self._tracker)
+
+    @property
+    def hash_worker(self) -> HashWorker:
+        return self._hash_worker
 
     @property
     def transfer_workers(self) -> list[TransferWorker]:
@@ -328,7 +355,7 @@ class Engine:
             return
         deadlines = [self._tracker.next_deadline(), self._timers.next_deadline(), self._next_heartbeat]
         deadline = min(deadline for deadline in deadlines if deadline is not None)
-        timeout = min(max(deadline - time.monotonic(), 0.01), 1.0)
+        timeout = min(max(deadline - self._clock(), 0.01), 1.0)
         self._discovery.inbox.wait(timeout)
 
     def _settle(self) -> None:

@@ -15,7 +15,7 @@ import os
 import stat as stat_module
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from agent.controls.guard import AcquisitionGuard
@@ -43,6 +43,7 @@ class Discovery:
         *,
         scan_interval_seconds: float,
         periodic_scans: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._roots = roots
         self._journal = journal
@@ -51,6 +52,7 @@ class Discovery:
         self._guard = guard
         self._scan_interval = scan_interval_seconds
         self._periodic = periodic_scans
+        self._clock = clock
         self.inbox = Inbox()
         self._watchers = {
             root.key: RootWatcher(
@@ -108,7 +110,7 @@ class Discovery:
         """A full reconcile scan of every root."""
         self._gaps.prune()
         self._scans = [(root, self._scan(root)) for root in self._roots]
-        self._next_scan = time.monotonic() + self._scan_interval
+        self._next_scan = self._clock() + self._scan_interval
 
     def reconcile_soon(self) -> None:
         self._next_scan = 0.0
