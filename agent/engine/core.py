@@ -28,39 +28,21 @@ from agent.engine.discovery import Discovery
 from agent.engine.gaps import Gaps
 from agent.engine.hash_worker import HashWorker
 from agent.engine.roots import Roots
+from agent.engine.services import RateMeter, start_control, start_metrics
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
-from agent.errors import ErrorKind, HarvestError, JournalWriteError
+from agent.errors import JournalWriteError
 from agent.journal.lock import StateDirLock
 from agent.journal.store import FileRecord, FileState, Journal, SettledFile
 from agent.observe.metrics_server import MetricsServer
 from agent.observe.notify import Notifier
 from agent.pipeline.datasets import DatasetTimers, place
 from agent.pipeline.settle import Candidate, SettleTracker
-from agent.secrets import credentials
 from agent.secrets.redact import redact
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
 WATCHER_CHECK_SECONDS = 5.0
-
-
-class _RateMeter:
-    """Bytes per second, smoothed over about six seconds of heartbeats."""
-
-    def __init__(self) -> None:
-        self.rate = 0.0
-        self._last_bytes = 0
-        self._last_time: float | None = None
-
-    def update(self, total_bytes: int, now: float) -> float:
-        if self._last_time is not None and now > self._last_time:
-            instant = (total_bytes - self._last_bytes) / (now - self._last_time)
-            weight = min(1.0, (now - self._last_time) / 6.0)
-            # From idle, the first measured interval is the estimate (no slow ramp from zero).
-            self.rate = instant if self.rate < 1.0 else self.rate + weight * (instant - self.rate)
-        self._last_bytes, self._last_time = total_bytes, now
-        return self.rate
 
 
 class Engine:
@@ -122,7 +104,7 @@ class Engine:
         self.commands = CommandHandler(self)
         self._control: ControlServer | None = None
         self._metrics: MetricsServer | None = None
-        self._rates = {worker.transport.name: _RateMeter() for worker in self._transfer_workers}
+        self._rates = {worker.transport.name: RateMeter() for worker in self._transfer_workers}
 
     def _new_hash_worker(self) -> HashWorker:
         return HashWorker(
@@ -215,34 +197,12 @@ class Engine:
         self._discovery.reconcile_soon()  # once the journal takes writes again
 
     def _start_control(self) -> None:
-        if self.oneshot or not self.config.control.enabled:
-            return
-        self._control = ControlServer(self.config.state_dir, self.commands.submit, group=self.config.control.group)
-        try:
-            self._control.listen()
-        except (OSError, KeyError) as error:
-            message = f"control channel unavailable ({error}); harvest pause/resume/retry/rescan will not work"
-            logger.warning(message)
-            self._journal.record_error(ErrorKind.CONTROL, message)
-            self._control = None
-            return
-        self._control.start()
+        if not self.oneshot:
+            self._control = start_control(self.config, self.commands.submit, self._journal)
 
     def _start_metrics(self) -> None:
-        if self.oneshot or self.config.metrics is None:
-            return
-        settings = self.config.metrics
-        try:
-            token = credentials.resolve(settings.credential).value if settings.credential else None
-            self._metrics = MetricsServer(settings, self.config.state_dir, token=token)
-        except (OSError, HarvestError) as error:
-            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
-            message = f"metrics endpoint {settings.listen} unavailable: {detail}"
-            logger.error(message)
-            self._journal.record_error(ErrorKind.METRICS, message)
-            return
-        self._metrics.start()
-        logger.info("serving /metrics and /status on %s", self.config.metrics.listen)
+        if not self.oneshot:
+            self._metrics = start_metrics(self.config, self._journal)
 
     def _shutdown(self) -> None:
         self._notifier.stopping()

@@ -16,15 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from agent.config.models import AgentConfig
 from agent.controls.guard import AcquisitionGuard
 from agent.destinations.base import DestinationTransport, PayloadItem
 from agent.engine.commit import package_for
+from agent.engine.delivery_control import DeliveryControl
 from agent.engine.roots import Roots
 from agent.engine.worker import Worker, source_moved_on
 from agent.errors import (
@@ -59,44 +58,6 @@ STALL_REPORT_SECONDS = 15.0  # a busy destination silent this long shows as retr
 FLUSH_SECONDS = 1.0  # finished deliveries are made durable and journalled at least this often
 BACKOFF_FIRST_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
-
-
-@dataclass
-class _DeliveryControl:
-    """The engine's side of one delivery: journal intent, checkpoints, stop requests."""
-
-    journal: Journal
-    delivery: DeliveryRecord
-    stop: threading.Event
-    hold: Callable[[], str | None] = field(default=lambda: None)
-    journal_intent_from_bytes: int = 8 << 20
-    sent_bytes: int = 0
-    resumed_from_bytes: int | None = None
-    on_progress: Callable[[int], object] = field(default=lambda count: None)
-
-    def started(self, remote_key: str, resumed_from_bytes: int | None) -> None:
-        self.resumed_from_bytes = resumed_from_bytes
-        if resumed_from_bytes:
-            logger.info("resuming %s from byte %d", remote_key, resumed_from_bytes)
-        # Intent matters for copies that can resume (and that status shows in flight);
-        # a small file is simply copied again after a crash, so its intent is not
-        # journalled: one transaction per file would halve small-file throughput.
-        if resumed_from_bytes or self.delivery.file.identity.size_bytes >= self.journal_intent_from_bytes:
-            self.journal.start_delivery(self.delivery, remote_key, resumed_from_bytes)
-
-    def save_state(self, state: dict[str, Any] | None) -> None:
-        self.journal.save_remote_state(self.delivery, state)
-
-    def checkpoint(self, offset_bytes: int) -> None:
-        self.journal.checkpoint_delivery(self.delivery, offset_bytes)
-
-    def progress(self, sent_bytes: int) -> None:
-        self.sent_bytes += sent_bytes
-        self.on_progress(sent_bytes)
-
-    def should_stop(self) -> bool:
-        """Shutting down, or paused by the operator / an upload window closed: stop at a checkpoint."""
-        return self.stop.is_set() or self.hold() is not None
 
 
 class TransferWorker(Worker):
@@ -338,14 +299,14 @@ class TransferWorker(Worker):
             self.live[file_id] = self.live.get(file_id, 0) + count
             self._progress(count)
 
-        control = _DeliveryControl(journal, delivery, self._stop_event, self.hold_reason, on_progress=progress)
+        control = DeliveryControl(journal, delivery, self._stop_event, self.hold_reason, on_progress=progress)
         try:
             return self._deliver_with(journal, delivery, item, control)
         finally:
             self.live.pop(file_id, None)
 
     def _deliver_with(
-        self, journal: Journal, delivery: DeliveryRecord, item: PayloadItem, control: _DeliveryControl
+        self, journal: Journal, delivery: DeliveryRecord, item: PayloadItem, control: DeliveryControl
     ) -> tuple[DeliveryRecord, DeliveryState, str | None] | None:
         record = delivery.file
         source_path = item.source_path

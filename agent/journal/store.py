@@ -25,7 +25,7 @@ import json
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import ErrorKind
@@ -39,7 +39,7 @@ from agent.journal.records import (
     RetryOutcome,
     SettledFile,
 )
-from agent.journal.report_reads import ReportReads
+from agent.journal.retry import RetryWrites
 from agent.journal.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 
-class Journal(ReportReads):
+class Journal(RetryWrites):
     """The pipeline's states over one journal connection; open one per thread."""
 
     # ----- files -------------------------------------------------------------------
@@ -351,62 +351,6 @@ class Journal(ReportReads):
                 " remote_state = excluded.remote_state",
                 (dataset_id, destination, revision, now, None if remote_state is None else json.dumps(remote_state)),
             )
-
-    def retry_failed(self, item: str | None, exists: Callable[[str, str], bool]) -> RetryOutcome:
-        """Give failed files and deliveries another chance (``harvest retry``).
-
-        *item* narrows the retry to one file (absolute or root-relative path) or one
-        dataset key; None retries everything that failed. A failed file that exists
-        again is marked stale so the engine settles and hashes it anew; one still
-        missing stays failed. A failed delivery goes back to pending with a fresh
-        attempt count, and a dataset already committed without it gets a new revision.
-        """
-
-        def wanted(root: str, rel_path: str, dataset_key: str | None) -> bool:
-            return item is None or item in (f"{root}/{rel_path}", rel_path, dataset_key)
-
-        outcome = RetryOutcome()
-        now = time.time()
-        with self.transaction() as db:
-            for file_id, root, rel_path, key in db.execute(
-                "SELECT f.id, f.root, f.rel_path, s.dataset_key FROM files f LEFT JOIN datasets s"
-                " ON s.id = f.dataset_id WHERE f.state = ?",
-                (FileState.FAILED,),
-            ).fetchall():
-                if not wanted(root, rel_path, key):
-                    continue
-                if not exists(root, rel_path):
-                    outcome.still_missing.append(f"{root}/{rel_path}")
-                    continue
-                db.execute(
-                    "UPDATE files SET state = ?, error = NULL, quarantined = 0, updated_at = ? WHERE id = ?",
-                    (FileState.STALE, now, file_id),
-                )
-                outcome.files.append((root, rel_path))
-            bumped: set[int] = set()
-            for file_id, destination, root, rel_path, key, dataset_id in db.execute(
-                "SELECT d.file_id, d.destination, f.root, f.rel_path, s.dataset_key, s.id FROM deliveries d"
-                " JOIN files f ON f.id = d.file_id AND f.version = d.version JOIN datasets s ON s.id = f.dataset_id"
-                " WHERE d.state = ? AND f.state = ?",
-                (DeliveryState.FAILED, FileState.HASHED),
-            ).fetchall():
-                if not wanted(root, rel_path, key):
-                    continue
-                db.execute(
-                    "UPDATE deliveries SET state = ?, attempts = 0, error = NULL, updated_at = ?"
-                    " WHERE file_id = ? AND destination = ?",
-                    (DeliveryState.PENDING, now, file_id, destination),
-                )
-                outcome.deliveries += 1
-                committed = db.execute(
-                    "SELECT 1 FROM commits c JOIN datasets s ON s.id = c.dataset_id WHERE c.dataset_id = ?"
-                    " AND c.revision = s.revision AND s.state = ?",
-                    (dataset_id, DatasetState.CLOSED),
-                ).fetchone()
-                if committed and dataset_id not in bumped:
-                    db.execute("UPDATE datasets SET revision = revision + 1 WHERE id = ?", (dataset_id,))
-                    bumped.add(dataset_id)
-        return outcome
 
     # ----- destinations and errors -------------------------------------------------
 
