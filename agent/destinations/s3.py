@@ -28,6 +28,7 @@ from agent.config.models import S3Destination
 from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
 from agent.destinations.http import RetryableHTTPError, http_date, retry_after_value
 from agent.destinations.moving import UncommitOnce, checked_source, login_hint
+from agent.destinations.s3_etag import etag_matches
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
@@ -182,31 +183,7 @@ class S3Transport(DestinationTransport):
         metadata = {str(name).lower(): str(value) for name, value in (head.get("Metadata") or {}).items()}
         if metadata.get("sha256"):
             return metadata["sha256"] == item.sha256
-        return self._etag_matches(str(head.get("ETag", "")).strip('"'), item)
-
-    def _etag_matches(self, etag: str, item: PayloadItem) -> bool:
-        digest, _, count_text = etag.partition("-")
-        if len(digest) != 32 or (count_text and not count_text.isdigit()):
-            return False  # an ETag that is no MD5 (SSE-KMS, other stores): cannot tell, send again
-        size = item.identity.size_bytes
-        count = int(count_text) if count_text else 0
-        part_bytes = self.config.part_bytes if count == 0 else max(1, -(-size // count))
-        candidates = [part_bytes] if count == 0 else sorted({self.config.part_bytes, part_bytes})
-        with checked_source(item) as source:
-            for size_of_part in candidates:
-                if count and -(-size // size_of_part) != count:
-                    continue
-                whole = hashlib.md5()  # noqa: S324 - S3's ETag is MD5
-                part_digests = []
-                for offset in range(0, max(size, 1), size_of_part):
-                    body = os.pread(source, min(size_of_part, size - offset), offset)
-                    whole.update(body)
-                    part_digests.append(hashlib.md5(body).digest())  # noqa: S324
-                if count == 0 and whole.hexdigest() == digest:
-                    return True
-                if count and hashlib.md5(b"".join(part_digests)).hexdigest() == digest:  # noqa: S324
-                    return True
-        return False
+        return etag_matches(str(head.get("ETag", "")).strip('"'), item, self.config.part_bytes)
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
         remote_key = item.remote_key
