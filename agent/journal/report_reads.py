@@ -241,12 +241,12 @@ class ReportReads(JournalReads):
             " AND (c.state != 'committed' OR c.revision < s.revision))"
         )
 
-    def uncommitted_dataset_keys(self, destination: str) -> list[str]:
-        """Datasets not committed at *destination* in their current revision."""
+    def uncommitted_datasets(self, destination: str) -> list[tuple[str, str]]:
+        """(root, dataset key) of datasets not committed at *destination* in their current revision."""
         return [
-            str(key)
-            for (key,) in self._rows(
-                "SELECT s.dataset_key FROM datasets s LEFT JOIN commits c ON c.dataset_id = s.id"
+            (str(root), str(key))
+            for root, key in self._rows(
+                "SELECT s.root, s.dataset_key FROM datasets s LEFT JOIN commits c ON c.dataset_id = s.id"
                 " AND c.destination = ? WHERE s.state != ? OR c.revision IS NULL OR c.revision < s.revision"
                 " OR c.state != 'committed'",
                 (destination, DatasetState.CLOSED),

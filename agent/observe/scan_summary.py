@@ -31,9 +31,12 @@ def summarize(config: AgentConfig) -> ScanSummary:
         ]
         committed = 0
         for destination in config.destinations:
+            # Only the roots whose rule sends there: a dataset another destination holds is not missing here.
+            roots = {str(rule.path) for rule in config.watch if destination.name in config.destinations_for(rule)}
             problems += [
                 f"dataset {key}: not committed at {destination.name}"
-                for key in journal.uncommitted_dataset_keys(destination.name)
+                for root, key in journal.uncommitted_datasets(destination.name)
+                if root in roots
             ]
             committed += journal.committed_count(destination.name)
         ignored = journal.file_count(FileState.IGNORED)

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 from agent.config.loader import load_config
+from agent.destinations.base import DestinationTransport
 from agent.destinations.memory import MemoryTransport
 from agent.engine.core import Engine
 from agent.journal.schema import Hold
 from agent.journal.store import DatasetState, Journal
+from agent.observe.scan_summary import summarize
 from tests.helpers import write_config
 
 QUIET = 5.0
@@ -195,3 +197,48 @@ def test_refused_credentials_pause_the_destination_with_a_login_hint_kind(harnes
     harness.work()
     assert harness.transfer.paused_reason is not None
     assert [error.kind for error in harness.journal.recent_errors(5)] == ["auth"]
+
+
+def test_the_scan_verdict_asks_each_destination_only_for_the_roots_that_send_to_it(tmp_path: Path) -> None:
+    roots = [tmp_path / "confocal", tmp_path / "widefield"]
+    watch = [
+        {"path": str(roots[0]), "name": "confocal", "dataset": "{operator}/{session}", "destinations": ["core"]},
+        {
+            "path": str(roots[1]),
+            "name": "widefield",
+            "dataset": "{operator}/{session}",
+            "destinations": ["core", "lab"],
+        },
+    ]
+    destinations = [{"name": name, "type": "filesystem", "path": str(tmp_path / name)} for name in ("core", "lab")]
+    config = load_config(write_config(tmp_path, watch=watch, destinations=destinations))
+    for root in roots:
+        (root / "alice" / "s1").mkdir(parents=True)
+        (root / "alice" / "s1" / "a.tif").write_bytes(b"a" * 10)
+    clock = FakeClock()
+    core, lab = MemoryTransport("core"), MemoryTransport("lab")
+    transports: list[DestinationTransport] = [core, lab]
+    engine = Engine(config, watch=False, oneshot=True, transports=transports, clock=clock)
+    journal = Journal(config.state_dir)
+    try:
+        for worker in engine.transfer_workers:
+            worker.prepare(journal)
+        engine.rescan(roots)
+        for _ in range(10):
+            engine.step()
+            clock.advance(QUIET)
+        engine.hash_worker.wake.set()
+        engine.hash_worker.step(journal)
+        clock.advance(3600)
+        engine.step()
+        for worker in engine.transfer_workers:
+            worker.wake.set()
+            worker.step(journal)
+        assert [kind for kind, _ in core.log].count("commit") == 2
+        assert [kind for kind, _ in lab.log].count("commit") == 1
+        verdict = summarize(config)
+        assert verdict.ok, verdict.text
+        journal.close()
+    finally:
+        engine.stop_event.set()
+        engine._shutdown()
