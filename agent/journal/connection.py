@@ -1,8 +1,8 @@
-"""The journal's connection: opening, migrations, transactions, facts, errors, reads.
+"""The journal's connection: opening, migrations, views, transactions, facts, errors.
 
-Part of the journal (with ``agent.journal.store``, ``journal_schema``, ``journal_records`` and
-``journal_names``): only these modules touch SQLite. ``Journal`` adds the pipeline's
-states on top of this class.
+Part of the journal package, the only one that touches SQLite. ``reads.JournalReads`` and
+``report_reads.ReportReads`` add the named reads on top of this class, ``store.Journal``
+the pipeline's state transitions.
 """
 
 from __future__ import annotations
