@@ -1,0 +1,61 @@
+"""Andor SIF (Solis), header read with sif_parser (BSD); pixels never read.
+
+sif_parser's public readers load the pixel data, so its header parser
+(``sif_parser._sif_open._open``) is used; a change there surfaces as a per-file warning.
+``OriginalFilename`` (a Windows path with the user's folder) and the user text are not read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.extract.model import CameraInfo, Channel, Dimensions, FileMetadata, InstrumentInfo
+from agent.extract.values import integer, iso_date, number, positive, scaled, text
+
+SIF_MAGIC = b"Andor Technology Multi-Channel File"
+
+
+class SifExtractor:
+    name = "sif"
+
+    def accepts(self, head: bytes, path: Path) -> bool:
+        return head.startswith(SIF_MAGIC)
+
+    def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
+        from sif_parser import _sif_open  # noqa: PLC0415 - loaded only when a SIF is met
+
+        with path.open("rb") as handle:
+            result = _sif_open._open(handle)
+        info: dict[str, Any] = next(part for part in result if isinstance(part, dict))
+        apply_sif(metadata, info)
+        return metadata
+
+
+def apply_sif(metadata: FileMetadata, info: dict[str, Any]) -> None:
+    metadata.format = "sif"
+    metadata.media_type = "application/x-andor-sif"
+    metadata.software = f"Andor SIF version {info['SifVersion']}" if "SifVersion" in info else None
+    metadata.acquisition_date = iso_date(info.get("ExperimentTime"))
+    metadata.instrument = InstrumentInfo(manufacturer="Andor", model=text(info.get("DetectorType")))
+    size = info.get("size") or (None, None)
+    frames = integer(info.get("NumberOfFrames"))
+    metadata.dimensions = Dimensions(x=integer(size[0]), y=integer(size[1]), t=frames)
+    metadata.plane_count = frames
+    exposure = positive(scaled(number(info.get("ExposureTime")), 1e3))
+    wavelength = positive(number(info.get("RamanExWavelength")))
+    if wavelength:
+        metadata.channels = [Channel(excitation_nm=wavelength, exposure_ms=exposure)]
+    calibration = info.get("Calibration_data")
+    coefficients = [value for value in (number(item) for item in calibration or ()) if value is not None]
+    sensor = info.get("DetectorDimensions") or ()
+    metadata.camera = CameraInfo(
+        model=text(info.get("DetectorType")),
+        exposure_ms=exposure,
+        em_gain=number(info.get("GainDAC")),
+        binning=f"{info['xbin']}x{info['ybin']}" if "xbin" in info and "ybin" in info else None,
+        temperature_c=number(info.get("DetectorTemperature")) if number(info.get("DetectorTemperature")) != -999 else None,
+        sensor="x".join(str(side) for side in sensor) or None,
+        cycle_time_ms=scaled(number(info.get("CycleTime")), 1e3),
+        wavelength_calibration=coefficients if coefficients != [0.0, 1.0, 0.0, 0.0] else [],
+    )
