@@ -236,6 +236,7 @@ class FileMetadata(_Model):
     images: list[Image] = Field(default_factory=list)
     plate: Plate | None = None
     camera: CameraInfo | None = None
+    stage: StagePosition | None = Field(default=None, description="light microscopy: the first position's stage")
     electron: ElectronInfo | None = None
     mr: MrInfo | None = None
     nifti: NiftiInfo | None = None

@@ -16,11 +16,26 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
+from agent.extract.bundles import membership
+from agent.extract.czi import CziExtractor
 from agent.extract.dicom import DicomExtractor
+from agent.extract.dm import DmExtractor
+from agent.extract.emd import EmdExtractor
+from agent.extract.epu import EpuExtractor
 from agent.extract.generic import generic_metadata
+from agent.extract.lif import LifExtractor
+from agent.extract.mdoc import MdocExtractor
 from agent.extract.model import FileMetadata
+from agent.extract.mrc import MrcExtractor
+from agent.extract.nd2 import Nd2Extractor
+from agent.extract.nifti import NiftiExtractor
 from agent.extract.omexml import OmeXmlExtractor
+from agent.extract.paravision import ParaVisionExtractor
+from agent.extract.sif import SifExtractor
+from agent.extract.tia import TiaExtractor
 from agent.extract.tiff import TiffExtractor
+from agent.extract.vsi import VsiExtractor
+from agent.extract.zarr import OmeZarrExtractor
 from agent.package.names import display
 
 logger = logging.getLogger(__name__)
@@ -45,7 +60,12 @@ def extractors() -> tuple[Extractor, ...]:
             found.append(loaded() if isinstance(loaded, type) else loaded)
         except Exception as error:  # noqa: BLE001 - a broken plug-in must not stop the agent
             logger.warning("extractor plug-in %s could not be loaded: %s", entry_point.name, error)
-    found += [DicomExtractor(), OmeXmlExtractor(), TiffExtractor()]
+    # Magic-number readers first; suffix-led ones (MRC, NIfTI) and TIFF, whose magic VSI shares, last.
+    found += [
+        DicomExtractor(), CziExtractor(), LifExtractor(), Nd2Extractor(), SifExtractor(), DmExtractor(),
+        TiaExtractor(), EmdExtractor(), ParaVisionExtractor(), OmeZarrExtractor(), OmeXmlExtractor(),
+        EpuExtractor(), MdocExtractor(), NiftiExtractor(), MrcExtractor(), VsiExtractor(), TiffExtractor(),
+    ]  # fmt: skip
     return tuple(found)
 
 
@@ -60,6 +80,11 @@ def extract_metadata(path: Path) -> FileMetadata:
     Raises ``OSError`` only when the file cannot be read at all.
     """
     metadata = generic_metadata(path)
+    unit = membership(path)
+    if unit is not None:
+        metadata.unit = unit.info(path)
+        if unit.role == "member" and not unit.read_member:
+            return metadata  # a chunk of a store, a scan's raw data: the unit's anchor describes it
     # Opened without blocking and checked: a file swapped for a named pipe must not hang us.
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:

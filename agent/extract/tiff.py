@@ -16,6 +16,7 @@ import tifffile
 
 from agent.extract.model import Dimensions, FileMetadata, PixelSize
 from agent.extract.ome import apply_ome
+from agent.extract.tiff_vendor import apply_vendor_tiff
 from agent.extract.units import to_micrometres
 
 
@@ -84,6 +85,7 @@ class TiffExtractor:
                 if isinstance(shape, list) and len(shape) >= 3:
                     metadata.dimensions.z = int(shape[-3])
                     metadata.plane_count = int(shape[-3])
+            apply_vendor_tiff(metadata, tif, page)
             if tif.is_micromanager:
                 metadata.format = "micromanager-tiff"
                 _apply_micromanager(metadata, tif)
