@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ class Membership:
 
 @functools.lru_cache(maxsize=4096)
 def _is_file(path: str) -> bool:
-    return os.path.isfile(path)
+    return Path(path).is_file()
 
 
 def _zarr_anchor(folder: Path) -> Path | None:
@@ -71,8 +70,7 @@ def membership(path: Path) -> Membership | None:
     folder = unit_folder(path)
     if folder is not None:
         if folder.name.lower().endswith(".zarr"):
-            anchor = _zarr_anchor(folder)
-            assert anchor is not None
+            anchor = _zarr_anchor(folder) or folder / ".zattrs"
             return Membership("ome-zarr", anchor, "anchor" if path == anchor else "member")
         anchor = folder / "acqp"
         return Membership("paravision-scan", anchor, "anchor" if path == anchor else "member")
@@ -103,11 +101,6 @@ def _same_folder_unit(path: Path) -> Membership | None:
         if xml.is_file():
             return Membership("epu-movie", xml, "member", read_member=True)
     return None
-
-
-def anchor_in_dataset(path_in_dataset: str, unit_path: str) -> str:
-    """Where a member's unit anchor lies, as a path in the dataset."""
-    return posixpath.normpath(posixpath.join(posixpath.dirname(path_in_dataset), unit_path))
 
 
 def unit_folder_index(root: Path, rel_path: str) -> int | None:

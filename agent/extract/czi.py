@@ -26,7 +26,7 @@ class CziExtractor:
         return head.startswith(CZI_MAGIC)
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        import czifile  # noqa: PLC0415 - loaded only when a CZI is met
+        import czifile
 
         with czifile.CziFile(str(path), detectmosaic=False) as czi:
             xml = czi.metadata(raw=True)

@@ -31,8 +31,10 @@ class DmExtractor:
     name = "dm"
 
     def accepts(self, head: bytes, path: Path) -> bool:
-        return len(head) >= 16 and head[:4] in (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04") and (
-            path.suffix.lower() in (".dm3", ".dm4") or head[8:12] in (b"\x00\x00\x00\x01", b"\x00\x00\x00\x00")
+        return (
+            len(head) >= 16
+            and head[:4] in (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04")
+            and (path.suffix.lower() in (".dm3", ".dm4") or head[8:12] in (b"\x00\x00\x00\x01", b"\x00\x00\x00\x00"))
         )
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
@@ -165,7 +167,9 @@ def apply_dm_tags(metadata: FileMetadata, tags: dict[str, Any]) -> None:
     dims = [integer(value) for value in (data.get("Dimensions") or {}).values()]
     metadata.dimensions = Dimensions(**dict(zip("xyz", dims, strict=False)))
     metadata.pixel_type = _DATA_TYPES.get(integer(data.get("DataType")) or -1)
-    calibrations = [value for value in (_get(data, "Calibrations", "Dimension") or {}).values() if isinstance(value, dict)]
+    calibrations = [
+        value for value in (_get(data, "Calibrations", "Dimension") or {}).values() if isinstance(value, dict)
+    ]
     sizes_nm: dict[str, float | None] = {}
     for axis, calibration in zip("xyz", calibrations, strict=False):
         unit = text(calibration.get("Units"))
@@ -189,9 +193,7 @@ def apply_dm_tags(metadata: FileMetadata, tags: dict[str, Any]) -> None:
             alpha_deg=number(stage.get("Stage Alpha")), beta_deg=number(stage.get("Stage Beta")),
         )  # fmt: skip
     acquisition = image_tags.get("Acquisition") or {}
-    electron.detector = text(_get(acquisition, "Device", "Name")) or (
-        "DigiScan" if "DigiScan" in image_tags else None
-    )
+    electron.detector = text(_get(acquisition, "Device", "Name")) or ("DigiScan" if "DigiScan" in image_tags else None)
     exposure = number(_get(acquisition, "Parameters", "High Level", "Exposure (s)")) or number(
         _get(image_tags, "DataBar", "Exposure Time (s)")
     )

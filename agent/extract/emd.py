@@ -26,10 +26,12 @@ class EmdExtractor:
     name = "emd"
 
     def accepts(self, head: bytes, path: Path) -> bool:
-        return path.suffix.lower() == ".emd" or (head.startswith(HDF5_MAGIC) and path.suffix.lower() in (".h5", ".hdf5"))
+        return path.suffix.lower() == ".emd" or (
+            head.startswith(HDF5_MAGIC) and path.suffix.lower() in (".h5", ".hdf5")
+        )
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        import h5py  # noqa: PLC0415 - loaded only when an HDF5 file is met
+        import h5py
 
         with h5py.File(path, "r") as handle:
             if "Version" in handle and b"Velox" in _first_bytes(handle["Version"]):

@@ -73,8 +73,9 @@ def apply_microscope_image(metadata: FileMetadata, root: etree._Element) -> None
     camera = _child(acquisition, "camera")
     custom = _custom(root)
     metadata.acquisition_date = iso_date(_value(acquisition, "acquisitionDateTime"))
-    software, version = text(_value(data, "core", "ApplicationSoftware")), text(
-        _value(data, "core", "ApplicationSoftwareVersion")
+    software, version = (
+        text(_value(data, "core", "ApplicationSoftware")),
+        text(_value(data, "core", "ApplicationSoftwareVersion")),
     )
     metadata.software = " ".join(part for part in (software, version) if part) or None
     metadata.instrument = InstrumentInfo(

@@ -26,7 +26,7 @@ class LifExtractor:
         return head.startswith(LIF_MAGIC) and head[8:9] == b"\x2a"
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        import liffile  # noqa: PLC0415 - loaded only when a LIF is met
+        import liffile
 
         with liffile.LifFile(path) as lif:
             metadata.format = "lif"

@@ -31,7 +31,7 @@ class MrcExtractor:
         return tagged or (path.suffix.lower() in MRC_SUFFIXES and len(head) >= 224)
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        import mrcfile  # noqa: PLC0415 - loaded only when an MRC is met
+        import mrcfile
 
         with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
             header = mrc.header

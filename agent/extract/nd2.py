@@ -27,7 +27,7 @@ class Nd2Extractor:
         return head.startswith(ND2_MAGIC) or (head.startswith(LEGACY_MAGIC) and path.suffix.lower() == ".nd2")
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        import nd2  # noqa: PLC0415 - loaded only when an ND2 is met
+        import nd2
 
         with nd2.ND2File(path) as handle:
             apply_nd2(metadata, handle)

@@ -22,7 +22,7 @@ class NiftiExtractor:
         return name.endswith((".nii", ".nii.gz")) and (head.startswith(GZIP_MAGIC) or len(head) >= 348)
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        import nibabel  # noqa: PLC0415 - loaded only when a NIfTI file is met
+        import nibabel
 
         image = nibabel.load(path)  # lazy: reads the header, maps no voxels until asked
         header = image.header

@@ -13,6 +13,7 @@ from typing import Any
 from agent.extract.model import CameraInfo, Channel, Dimensions, FileMetadata, InstrumentInfo
 from agent.extract.values import integer, iso_date, number, positive, scaled, text
 
+NO_TEMPERATURE = -999.0  # what Solis writes when the sensor temperature was not read
 SIF_MAGIC = b"Andor Technology Multi-Channel File"
 
 
@@ -23,7 +24,7 @@ class SifExtractor:
         return head.startswith(SIF_MAGIC)
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        from sif_parser import _sif_open  # noqa: PLC0415 - loaded only when a SIF is met
+        from sif_parser import _sif_open
 
         with path.open("rb") as handle:
             result = _sif_open._open(handle)
@@ -49,12 +50,13 @@ def apply_sif(metadata: FileMetadata, info: dict[str, Any]) -> None:
     calibration = info.get("Calibration_data")
     coefficients = [value for value in (number(item) for item in calibration or ()) if value is not None]
     sensor = info.get("DetectorDimensions") or ()
+    temperature = number(info.get("DetectorTemperature"))
     metadata.camera = CameraInfo(
         model=text(info.get("DetectorType")),
         exposure_ms=exposure,
         em_gain=number(info.get("GainDAC")),
         binning=f"{info['xbin']}x{info['ybin']}" if "xbin" in info and "ybin" in info else None,
-        temperature_c=number(info.get("DetectorTemperature")) if number(info.get("DetectorTemperature")) != -999 else None,
+        temperature_c=temperature if temperature != NO_TEMPERATURE else None,
         sensor="x".join(str(side) for side in sensor) or None,
         cycle_time_ms=scaled(number(info.get("CycleTime")), 1e3),
         wavelength_calibration=coefficients if coefficients != [0.0, 1.0, 0.0, 0.0] else [],

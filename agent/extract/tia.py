@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from lxml import etree
 
-from agent.extract.model import Dimensions, FileMetadata, InstrumentInfo, PixelSize, StagePosition
+from agent.extract.model import FileMetadata, InstrumentInfo, PixelSize, StagePosition
 from agent.extract.values import integer, iso_date, number, parse_xml, positive, scaled, text
 
 SER_MAGIC = b"II\x97\x01"

@@ -61,7 +61,7 @@ def tif_pages(page: Any) -> list[Any]:
 
 
 def _us_date(date: str, time_: str | None) -> str | None:
-    from datetime import datetime  # noqa: PLC0415
+    from datetime import datetime
 
     try:
         return datetime.strptime(f"{date} {time_ or '00:00:00'}", "%m/%d/%y %H:%M:%S").isoformat()
@@ -87,7 +87,7 @@ def _stk(metadata: FileMetadata, tif: Any) -> None:
     metadata.dimensions.z = planes
     metadata.plane_count = planes
     unit = str(info.get("CalibrationUnits") or "")
-    if "micron" in unit or "µm" in unit or "um" == unit.strip():
+    if "micron" in unit or "µm" in unit or unit.strip() == "um":
         metadata.pixel_size_um = PixelSize(x=positive(number(info.get("XCalibration"))),
                                            y=positive(number(info.get("YCalibration"))))  # fmt: skip
     metadata.software = f"MetaMorph {text(info.get('Version'))}" if info.get("Version") else "MetaMorph"
@@ -135,7 +135,7 @@ def _eer(metadata: FileMetadata, tif: Any) -> None:
     electron.detector = "Falcon (EER)"
     info = getattr(tif, "eer_metadata", None)
     if isinstance(info, str) and "exposureTime" in info:
-        from agent.extract.values import parse_xml  # noqa: PLC0415
+        from agent.extract.values import parse_xml
 
         root = parse_xml(info)
         values = {item.get("name"): item.text for item in root.iter("item")}

@@ -48,7 +48,7 @@ class VsiExtractor:
         if path.suffix.lower() == ".ets":
             apply_ets(metadata, path)
             return metadata
-        import tifffile  # noqa: PLC0415
+        import tifffile
 
         with tifffile.TiffFile(path) as tif:
             sis = tif.pages.first.tags.get("OlympusSIS")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.extract.model import Channel, Dimensions, FileMetadata, Image, Plate, PixelSize
+from agent.extract.model import Channel, Dimensions, FileMetadata, Image, PixelSize, Plate
 from agent.extract.units import to_micrometres
 from agent.extract.values import integer, number, positive, text
 

@@ -8,6 +8,7 @@ and why, so that nothing is silently dropped. Its JSON Schema is in docs/schemas
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from agent.package.bagit import PayloadEntry, TagFile, build_bag
 from agent.package.crate import RO_CRATE_METADATA, build_crate
 from agent.package.names import display, encode_component, is_utf8
 
-HARVEST_JSON_VERSION = 1
+HARVEST_JSON_VERSION = 2
 HARVEST_JSON = "harvest.json"
 MAX_SUMMARY_CHANNELS = 1024  # distinct channel names listed in a dataset's summary
 
@@ -122,6 +123,7 @@ def build_package(
         "summary": summary,
         "warnings": list(warnings),
         "files": file_entries,
+        "units": units_of(ordered),
         "missing": [
             {**_source_name("source_path", item.source_rel_path), "reason": display(item.reason)} for item in missing
         ],
@@ -149,6 +151,28 @@ def build_package(
     )
     tag_files = build_bag(labels, payload, [TagFile(HARVEST_JSON, sidecar_bytes), TagFile(RO_CRATE_METADATA, crate)])
     return DatasetPackage(bag_path_for(instrument.id, archive_key, root_name), revision, tag_files)
+
+
+def units_of(files: Sequence[PackageFile]) -> list[dict[str, Any]]:
+    """Multi-file units, each with its anchor and members (paths in the bag)."""
+    units: dict[str, dict[str, Any]] = {}
+    formats: dict[str, str | None] = {}
+    for item in files:
+        metadata = item.metadata or {}
+        unit = metadata.get("unit")
+        if not isinstance(unit, dict) or not isinstance(unit.get("path"), str):
+            continue
+        # the unit's path is relative to the member's folder (see agent.extract.bundles)
+        anchor = posixpath.normpath(posixpath.join(posixpath.dirname(item.entry.path_in_dataset), unit["path"]))
+        entry = units.setdefault(anchor, {"kind": str(unit.get("kind")), "anchor": f"data/{anchor}", "members": []})
+        if unit.get("role") == "anchor":
+            formats[anchor] = metadata.get("format")
+        else:
+            entry["members"].append(f"data/{item.entry.path_in_dataset}")
+    return [
+        {**entry, "format": formats.get(anchor), "member_count": len(entry["members"])}
+        for anchor, entry in sorted(units.items())
+    ]
 
 
 def summarize(files: Sequence[PackageFile]) -> dict[str, Any]:

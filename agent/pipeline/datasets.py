@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.models import Settle, WatchRule
+from agent.extract.bundles import unit_folder_index
 from agent.extract.dicom import grouping_attributes
 from agent.rules.templates import TemplateMatch
 
@@ -106,6 +107,10 @@ def place(rule: WatchRule, rel_path: str, path: Path) -> TemplateMatch | None:
             study = attributes["study_instance_uid"]
             key = study if rule.group_by == "dicom-study" else f"{study}/{attributes['series_instance_uid']}"
             return TemplateMatch(dataset_key=key, fields=attributes, path_in_dataset=rel_path)
+    levels = rel_path.count("/") + 1
+    unit = unit_folder_index(path.parents[levels - 1], rel_path) if rule.template.depth > 1 else None
+    if unit is not None and unit + 1 < rule.template.depth:
+        return rule.template.match(rel_path, stop_at=unit + 1)  # the template reaches inside the unit
     return rule.template.match(rel_path)
 
 

@@ -61,19 +61,24 @@ class DatasetTemplate:
     def depth(self) -> int:
         return len(self._segments)
 
-    def match(self, relative_path: str) -> TemplateMatch | None:
-        """Match a POSIX-style relative file path; ``None`` if it is not inside a dataset."""
+    def match(self, relative_path: str, *, stop_at: int | None = None) -> TemplateMatch | None:
+        """Match a POSIX-style relative file path; ``None`` if it is not inside a dataset.
+
+        *stop_at* (a folder count) ends the dataset there even if the template goes deeper:
+        a folder that is one acquisition (an OME-Zarr store) must not be split.
+        """
         parts = relative_path.split("/")
-        if len(parts) <= self.depth:
+        depth = self.depth if stop_at is None else max(1, min(stop_at, self.depth))
+        if len(parts) <= depth:
             return None
         fields: dict[str, str] = {}
-        for pattern, part in zip(self._segments, parts, strict=False):
+        for pattern, part in zip(self._segments[:depth], parts, strict=False):
             found = pattern.match(part)
             if found is None:
                 return None
             fields.update(found.groupdict())
         return TemplateMatch(
-            dataset_key="/".join(parts[: self.depth]),
+            dataset_key="/".join(parts[:depth]),
             fields=fields,
-            path_in_dataset="/".join(parts[self.depth :]),
+            path_in_dataset="/".join(parts[depth:]),
         )

@@ -14,11 +14,11 @@ from agent.package.sidecar import MissingFile, PackageFile, bag_path_for, build_
 
 
 def validate_harvest_json(sidecar: dict[str, object]) -> None:
-    """Validate against the published schemas (harvest-1 refers to metadata-1)."""
+    """Validate against the published schemas (harvest-2 refers to metadata-2)."""
     schemas = Path(__file__).parents[2] / "docs" / "schemas"
-    harvest = json.loads((schemas / "harvest-1.schema.json").read_text())
-    metadata = json.loads((schemas / "metadata-1.schema.json").read_text())
-    registry = Registry().with_resource("metadata-1.schema.json", Resource.from_contents(metadata))
+    harvest = json.loads((schemas / "harvest-2.schema.json").read_text())
+    metadata = json.loads((schemas / "metadata-2.schema.json").read_text())
+    registry = Registry().with_resource("metadata-2.schema.json", Resource.from_contents(metadata))
     jsonschema.Draft202012Validator(harvest, registry=registry).validate(sidecar)
 
 

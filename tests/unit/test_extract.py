@@ -152,9 +152,9 @@ def test_output_keys_are_named_as_documented() -> None:
     for key in ("format", "acquisition_date", "dimensions", "pixel_size_um", "instrument", "objectives",
                 "channels", "fileset", "warnings", "dicom"):  # fmt: skip
         assert key in data
-    assert set(data["dimensions"]) == {"x", "y", "z", "c", "t"}
+    assert set(data["dimensions"]) == {"x", "y", "z", "c", "t", "s", "m", "h", "p", "spectral"}
     assert set(data["pixel_size_um"]) == {"x", "y", "z"}
-    assert set(data["instrument"]) == {"manufacturer", "model", "serial_number"}
+    assert set(data["instrument"]) == {"manufacturer", "model", "serial_number", "system"}
     assert {
         "modality", "sop_class_uid", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
         "manufacturer", "model", "station_name", "series_description", "number_of_frames", "instance_number",
@@ -193,9 +193,9 @@ def test_published_metadata_schema_is_current_and_validates_output() -> None:
 
     from agent.extract.model import metadata_json_schema
 
-    published = json.loads((Path(__file__).parents[2] / "docs/schemas/metadata-1.schema.json").read_text())
+    published = json.loads((Path(__file__).parents[2] / "docs/schemas/metadata-2.schema.json").read_text())
     assert published == metadata_json_schema(), (
-        "run: python -m agent.extract.model > docs/schemas/metadata-1.schema.json"
+        "run: python -m agent.extract.model > docs/schemas/metadata-2.schema.json"
     )
     for path in [*DICOM_SAMPLES, *MALFORMED, *sorted((DATA / "ome-tiff").rglob("*.ome.tif*"))]:
         jsonschema.validate(json.loads(extract_metadata(path).model_dump_json()), published)
