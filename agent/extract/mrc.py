@@ -8,6 +8,7 @@ magnification, pixel size, camera, dose, dwell time, defocus and stage; their
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,11 @@ class MrcExtractor:
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
         import mrcfile
 
-        with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc,
+        ):
+            warnings.simplefilter("always")
             header = mrc.header
             if header is None:
                 raise ValueError("not an MRC file (no header)")
@@ -52,6 +57,7 @@ class MrcExtractor:
             electron.extended_header = exttyp
             if exttyp in ("FEI1", "FEI2") and mrc.extended_header is not None and len(mrc.extended_header):
                 _apply_fei(metadata, mrc.indexed_extended_header)
+            metadata.warnings += [f"mrc: {str(item.message)[:200]}" for item in caught[:5]]
             warning = _size_warning(path, header, mode)
             if warning:
                 metadata.warnings.append(warning)
