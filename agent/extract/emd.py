@@ -38,8 +38,7 @@ class EmdExtractor:
                 _apply_velox(metadata, handle)
             elif "version_major" in handle.attrs:
                 _apply_berkeley(metadata, handle)
-            else:
-                metadata.warnings.append("emd: an HDF5 file that is neither Velox nor Berkeley EMD")
+            # else: a plain HDF5 file is well-formed data, not a malformed EMD: size and time only
         return metadata
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from agent.extract.model import Dimensions, FileMetadata, PixelSize, StagePosition
 from agent.extract.values import integer, number, positive, scaled, text
 
-MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".st", ".ali", ".rec")
+MRC_SUFFIXES = (".mrc", ".mrcs", ".map")  # IMOD's .st/.ali/.rec are taken by their MAP tag only
 MRC_MAP_TAG_OFFSET = 208
 _MODES = {0: "int8", 1: "int16", 2: "float32", 3: "complex int16", 4: "complex64", 6: "uint16", 12: "float16",
           101: "uint4"}  # fmt: skip
