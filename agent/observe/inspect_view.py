@@ -18,6 +18,14 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={_value(item)}" for key, item in value.items() if item is not None)
+    if isinstance(value, list):
+        return " ".join(_value(item) for item in value)
+    return _value(value)
+
+
 def render_metadata(console: Console, path: str, metadata: FileMetadata) -> None:
     table = Table(title=path, show_header=False, title_justify="left", expand=False)
     table.add_column("field", style="bold")
@@ -52,10 +60,28 @@ def render_metadata(console: Console, path: str, metadata: FileMetadata) -> None
         )
     if metadata.fileset:
         rows.append(("fileset", ", ".join(metadata.fileset)))
-    if metadata.dicom is not None:
-        for key, value in metadata.dicom.model_dump().items():
-            if value is not None:
-                rows.append((f"dicom {key}", value))
+    extra = {name: getattr(dims, name) for name in ("s", "m", "h", "p", "spectral") if getattr(dims, name)}
+    if extra:
+        rows.append(("more dimensions", " ".join(f"{name}={size}" for name, size in extra.items())))
+    for image in metadata.images:
+        sizes = image.dimensions.model_dump(exclude_none=True)
+        rows.append(("image", f"{image.name or ''} {' '.join(f'{k}={v}' for k, v in sizes.items())}".strip()))
+    sections = {
+        "dicom": metadata.dicom,
+        "electron": metadata.electron,
+        "mr": metadata.mr,
+        "nifti": metadata.nifti,
+        "camera": metadata.camera,
+        "plate": metadata.plate,
+        "stage": metadata.stage,
+        "unit": metadata.unit,
+    }
+    for section, model in sections.items():  # fmt: skip
+        if model is None:
+            continue
+        for key, value in model.model_dump(exclude_none=True).items():
+            if value not in ([], {}) and not (isinstance(value, dict) and not any(value.values())):
+                rows.append((f"{section} {key}", _flat(value)))
     for warning in metadata.warnings:
         rows.append(("warning", warning))
     for field, value in rows:
