@@ -15,7 +15,6 @@ Membership is decided from names and a few ``stat`` calls on the file's own fold
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass
@@ -42,9 +41,19 @@ class Membership:
         return UnitInfo(kind=self.kind, path=relative, role=self.role)
 
 
-@functools.lru_cache(maxsize=4096)
+_KNOWN_FILES: dict[str, None] = {}  # files seen to exist; a missing one may still arrive, so it is asked again
+_KNOWN_LIMIT = 4096
+
+
 def _is_file(path: str) -> bool:
-    return Path(path).is_file()
+    if path in _KNOWN_FILES:
+        return True
+    if not Path(path).is_file():
+        return False
+    if len(_KNOWN_FILES) >= _KNOWN_LIMIT:
+        _KNOWN_FILES.pop(next(iter(_KNOWN_FILES)))
+    _KNOWN_FILES[path] = None
+    return True
 
 
 def _zarr_anchor(folder: Path) -> Path | None:
@@ -57,8 +66,8 @@ def _zarr_anchor(folder: Path) -> Path | None:
 def unit_folder(path: Path) -> Path | None:
     """The folder unit (OME-Zarr store or ParaVision scan) that *path* lies in, if any."""
     parents = list(path.parents)[:MAX_ZARR_DEPTH]
-    for parent in reversed(parents):  # the outermost .zarr folder is the store
-        if parent.name.lower().endswith(".zarr") and _zarr_anchor(parent) is not None:
+    for parent in reversed(parents):  # the outermost .zarr folder is the store, even before its
+        if parent.name.lower().endswith(".zarr"):  # metadata file is written (writers often write it last)
             return parent
     for parent in parents[:MAX_PARAVISION_DEPTH]:
         if _is_file(str(parent / "acqp")):

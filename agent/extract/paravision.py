@@ -19,7 +19,6 @@ from agent.extract.values import integer, iso_date, number, positive, scaled, te
 
 MAX_PARAMETER_BYTES = 4 << 20
 PROTON_MHZ_PER_TESLA = 42.577478518
-PARAMETER_FILES = ("acqp", "method", "visu_pars", "reco", "d3proc", "subject")
 _ENTRY = re.compile(r"^##\$?([A-Za-z0-9_]+)=(.*)$")
 _ALLOWED = frozenset({
     "ORIGIN", "BF1", "ACQ_method", "ACQ_protocol_name", "ACQ_scan_name", "ACQ_echo_time", "ACQ_repetition_time",
@@ -67,10 +66,6 @@ def _numbers(value: str | None) -> list[float]:
 def _first(value: str | None) -> float | None:
     found = _numbers(value)
     return found[0] if found else None
-
-
-def is_scan_folder(folder: Path) -> bool:
-    return (folder / "acqp").is_file() and ((folder / "method").is_file() or (folder / "fid").exists())
 
 
 class ParaVisionExtractor:
@@ -125,7 +120,9 @@ def apply_paravision(metadata: FileMetadata, acqp: dict[str, str], method: dict[
     version = _string(acqp.get("ACQ_sw_version")) or _string(visu.get("VisuCreatorVersion"))
     metadata.software = f"ParaVision {version.removeprefix('PV ')}" if version else "ParaVision"
     seconds = integer(_first(acqp.get("ACQ_abs_time")))
-    metadata.acquisition_date = iso_date(seconds) if seconds else _paravision_date(_string(visu.get("VisuAcqDate")))
+    metadata.acquisition_date = (
+        iso_date(seconds) if seconds else iso_date(_string(visu.get("VisuAcqDate")))
+    )  # "12:20:46 30 Nov 2011" (PV 5) or ISO
     if matrix:
         metadata.dimensions = Dimensions(x=matrix[0], y=matrix[1] if len(matrix) > 1 else None,
                                          z=matrix[2] if len(matrix) > 2 else mr.slices)  # fmt: skip
@@ -136,8 +133,3 @@ def apply_paravision(metadata: FileMetadata, acqp: dict[str, str], method: dict[
             y=sizes[1] if len(sizes) > 1 else None,
             z=sizes[2] if len(sizes) > 2 else scaled(mr.slice_thickness_mm, 1e3),
         )
-
-
-def _paravision_date(value: str | None) -> str | None:
-    """``12:20:46 30 Nov 2011`` (PV 5) or ISO (PV 6+)."""
-    return iso_date(value)

@@ -10,6 +10,7 @@ never read (the EMI's description block is read by label from an allow-list).
 
 from __future__ import annotations
 
+import glob
 import re
 import struct
 from pathlib import Path
@@ -42,7 +43,7 @@ class TiaExtractor:
             metadata.format = "tia-emi"
             metadata.media_type = "application/x-fei-emi"
             apply_emi(metadata, read_object_info(path))
-            series = sorted(path.parent.glob(f"{glob_escape(path.stem)}_*.ser"))
+            series = sorted(path.parent.glob(f"{glob.escape(path.stem)}_*.ser"))
             metadata.image_count = len(series) or None
             if series:
                 with series[0].open("rb") as handle:
@@ -57,10 +58,6 @@ class TiaExtractor:
             metadata.companion = companion.name
             apply_emi(metadata, read_object_info(companion))
         return metadata
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def emi_companion(path: Path) -> Path | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from lxml import etree
 
@@ -85,8 +84,3 @@ def parse_xml(data: bytes | str) -> etree._Element:
 def local_name(element: etree._Element) -> str:
     tag = element.tag
     return etree.QName(tag).localname if isinstance(tag, str) else ""
-
-
-def read_head(path: Path, limit: int) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(limit)

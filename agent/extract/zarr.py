@@ -38,10 +38,6 @@ def ome_attributes(folder: Path) -> dict[str, Any]:
     return _load(folder / ".zattrs")
 
 
-def is_ome_zarr_group(folder: Path) -> bool:
-    return (folder / ".zgroup").is_file() or (folder / "zarr.json").is_file()
-
-
 class OmeZarrExtractor:
     name = "ome-zarr"
 

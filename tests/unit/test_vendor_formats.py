@@ -6,7 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import h5py
+import mrcfile
+import nibabel
+import numpy as np
 import pytest
+from mrcfile.dtypes import get_ext_header_dtype
 
 from agent.extract import extract_metadata
 from agent.extract.model import FileMetadata
@@ -82,10 +87,6 @@ def test_mrc_maps() -> None:
 
 
 def test_mrc_fei1_extended_header(tmp_path: Path) -> None:
-    mrcfile = pytest.importorskip("mrcfile")
-    import numpy as np
-    from mrcfile.dtypes import get_ext_header_dtype
-
     extended = np.zeros(2, dtype=get_ext_header_dtype(b"FEI1"))
     extended["Metadata size"] = extended.dtype.itemsize
     extended["HT"], extended["Magnification"] = 300_000, 105_000
@@ -159,9 +160,6 @@ def test_velox_emd() -> None:
 
 
 def test_berkeley_emd_is_told_from_velox(tmp_path: Path) -> None:
-    h5py = pytest.importorskip("h5py")
-    import numpy as np
-
     with h5py.File(tmp_path / "berkeley.emd", "w") as handle:
         handle.attrs["version_major"], handle.attrs["version_minor"] = 0, 2
         group = handle.create_group("data/image")
@@ -241,9 +239,6 @@ def test_nifti() -> None:
 
 
 def test_nifti_written_by_nibabel_gz(tmp_path: Path) -> None:
-    nibabel = pytest.importorskip("nibabel")
-    import numpy as np
-
     image = nibabel.Nifti1Image(np.zeros((10, 12, 3, 4), dtype=np.int16), np.eye(4))
     image.header.set_zooms((0.5, 0.5, 2.0, 1.5))
     image.header.set_xyzt_units("mm", "sec")

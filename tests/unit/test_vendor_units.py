@@ -133,3 +133,19 @@ def test_version_1_records_are_read() -> None:
     }  # fmt: skip
     found = load_metadata(json.dumps(v1))
     assert found.metadata_version == 1 and found.electron is None and found.objectives[0].magnification == 63
+
+
+def test_units_are_recognised_whatever_order_their_files_arrive_in(tmp_path: Path) -> None:
+    rule = SimpleNamespace(group_by="folder", template=DatasetTemplate("{session}/{sample}/{level}"))
+    chunk = tmp_path / "run1/late.ome.zarr/s0/0/0"
+    chunk.parent.mkdir(parents=True)
+    chunk.write_bytes(b"\0" * 16)  # a writer that saves chunks before the store's metadata
+    match = place(rule, "run1/late.ome.zarr/s0/0/0", chunk)  # type: ignore[arg-type]
+    assert match is not None and match.dataset_key == "run1/late.ome.zarr"
+    scan = tmp_path / "study/9"
+    scan.mkdir(parents=True)
+    (scan / "fid").write_bytes(b"\0" * 16)
+    assert extract_metadata(scan / "fid").unit is None  # no acqp yet: nothing claims it
+    shutil.copy(VENDOR / "paravision/BadBanana_01/18/acqp", scan / "acqp")
+    later = extract_metadata(scan / "fid")
+    assert later.unit is not None and later.unit.kind == "paravision-scan" and later.unit.role == "member"
