@@ -213,6 +213,33 @@ class DicomInfo(_Model):
     transfer_syntax_uid: str | None = None
 
 
+class FileCompleteness(_Model):
+    """Structural completeness of one file: is everything its headers declare inside it?"""
+
+    state: Literal["whole", "truncated", "unknown"] = Field(
+        description="whole: all it declares is present; truncated: declared bytes, planes or blocks are missing;"
+        " unknown: the format declares nothing to check"
+    )
+    detail: str | None = Field(default=None, description="e.g. 'pixel data ends 62 bytes early', '238 of 240 IFDs'")
+    declared: int | None = Field(default=None, description="what the file declares, in *unit*")
+    found: int | None = Field(default=None, description="what is present, in *unit*")
+    unit: str | None = Field(default=None, description="bytes, IFDs, subblocks, memory blocks, ...")
+    extent_bytes: int | None = Field(default=None, description="where the farthest byte the file declares ends")
+
+
+class Declaration(_Model):
+    """What one file says about the acquisition it belongs to (dataset completeness)."""
+
+    kind: Literal["dicom-acquisition", "micromanager", "zarr-array", "zarr-image", "paravision-scan"]
+    group: str = Field(description="members of one acquisition share it (identifiers are digested, never stored)")
+    expected: int = Field(description="how many *unit* the acquisition declares")
+    contributes: int = Field(default=1, description="how many *unit* this file holds")
+    unit: str = Field(description="instances, images, chunks, arrays, ...")
+    scope: str | None = Field(
+        default=None, description="folder (relative to this file's) whose files make up a zarr array or image"
+    )
+
+
 class FileMetadata(_Model):
     """Normalised, header-only metadata of one file."""
 
@@ -245,6 +272,10 @@ class FileMetadata(_Model):
     companion: str | None = Field(default=None, description="the OME-XML file that holds this file's metadata")
     dicom: DicomInfo | None = None
     micromanager: dict[str, str | int | float | None] | None = None
+    completeness: FileCompleteness | None = Field(default=None, description="structural completeness of the file")
+    declares: list[Declaration] = Field(
+        default_factory=list, description="what the file declares about its acquisition (see docs/architecture.md)"
+    )
     warnings: list[str] = Field(default_factory=list)
 
     def electron_info(self) -> ElectronInfo:

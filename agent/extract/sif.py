@@ -8,7 +8,7 @@ sif_parser's public readers load the pixel data, so its header parser
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from agent.extract.model import CameraInfo, Channel, Dimensions, FileMetadata, InstrumentInfo
 from agent.extract.values import integer, iso_date, number, positive, scaled, text
@@ -24,13 +24,43 @@ class SifExtractor:
         return head.startswith(SIF_MAGIC)
 
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
-        from sif_parser import _sif_open
-
-        with path.open("rb") as handle:
-            result = _sif_open._open(handle)
-        info: dict[str, Any] = next(part for part in result if isinstance(part, dict))
-        apply_sif(metadata, info)
+        apply_sif(metadata, read_sif_header(path))
         return metadata
+
+
+class _EndRaises:
+    """A file whose reads raise ``EOFError`` at its end: sif_parser's word reader loops
+    forever on an empty read, so a truncated SIF would hang it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        if size and not data:
+            raise EOFError("SIF header ends before the end of the file (truncated file)")
+        return data
+
+    def readline(self) -> bytes:
+        line = self._handle.readline()
+        if not line:
+            raise EOFError("SIF header ends before the end of the file (truncated file)")
+        return line
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._handle.seek(offset, whence)
+
+
+def read_sif_header(path: Path) -> dict[str, Any]:
+    """The SIF header as sif_parser reads it; raises ``EOFError`` on a truncated header."""
+    from sif_parser import _sif_open
+
+    with path.open("rb") as handle:
+        result = _sif_open._open(_EndRaises(handle))
+    return next(part for part in result if isinstance(part, dict))
 
 
 def apply_sif(metadata: FileMetadata, info: dict[str, Any]) -> None:
