@@ -138,6 +138,16 @@ class Settle(StrictModel):
     marker: str | None = Field(
         default=None, description="file name whose arrival closes its dataset, e.g. acquisition.done"
     )
+    truncated_grace_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=600.0,
+        description="a file that stopped changing but lacks bytes, planes or blocks its headers declare keeps"
+        " waiting this long (the writer may be paused); then the rule's malformed policy handles it",
+    )
+    close_on_declared: bool = Field(
+        default=True,
+        description="close a dataset as soon as everything its files declare (fileset, series size, planes,"
+        " chunks) is present, settled and whole, without waiting for dataset_idle_seconds",
+    )
 
     @field_validator("marker")
     @classmethod

@@ -58,5 +58,6 @@ def package_for(
         now=time.time(),
         warnings=journal.dataset_warnings(dataset.id),
         root_name=roots.name(dataset.root),
+        completeness=journal.dataset_completeness(dataset.id),
     )
     return BuiltPackage(package, len(files), len(missing))

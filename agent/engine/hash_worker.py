@@ -27,7 +27,7 @@ class HashWorker(Worker):
         roots: Roots,
         *,
         stop: threading.Event,
-        on_hashed: Callable[[], None],
+        on_hashed: Callable[[set[int]], None],
         on_changed: Callable[[FileRecord], None],
     ) -> None:
         super().__init__("hash", state_dir, stop)
@@ -63,7 +63,10 @@ class HashWorker(Worker):
         """
         try:
             metadata = extract_metadata(path)
-            malformed = metadata.warnings[0] if metadata.format == "generic" and metadata.warnings else None
+            if metadata.completeness is not None and metadata.completeness.state == "truncated":
+                malformed: str | None = f"truncated: {metadata.completeness.detail}"
+            else:
+                malformed = metadata.warnings[0] if metadata.format == "generic" and metadata.warnings else None
             return metadata.model_dump_json(), malformed
         except OSError as error:
             logger.info("%s: metadata not extracted: %s", path, error.strerror)
@@ -115,5 +118,5 @@ class HashWorker(Worker):
                 quarantined[record.id] = f"quarantined (malformed, rule says quarantine): {malformed}"
         if hashed:
             journal.record_hashes(hashed, self._destinations_by_root, quarantined)
-            self._on_hashed()
+            self._on_hashed({record.dataset_id for record, _, _ in hashed if record.dataset_id is not None})
         return bool(records)

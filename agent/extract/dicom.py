@@ -15,6 +15,7 @@ records quote values.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings as warnings_module
 from collections.abc import Callable
@@ -23,18 +24,21 @@ from typing import Any
 
 import pydicom
 import pydicom.config
+import pydicom.uid
 from pydicom.errors import InvalidDicomError
 
-from agent.extract.model import DicomInfo, Dimensions, FileMetadata, InstrumentInfo, PixelSize
+from agent.extract.model import Declaration, DicomInfo, Dimensions, FileMetadata, InstrumentInfo, PixelSize
 
 DICOM_MAGIC_OFFSET = 128
+MAX_DECLARED_INSTANCES = 1_000_000
 ALLOWED = [
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
     "StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "AcquisitionDate", "AcquisitionTime",
     "AcquisitionDateTime", "SeriesNumber", "SeriesDescription", "Manufacturer", "ManufacturerModelName",
     "DeviceSerialNumber", "StationName", "BodyPartExamined", "PixelSpacing", "SliceThickness",
     "NumberOfFrames", "InstanceNumber", "Rows", "Columns", "SamplesPerPixel", "BitsAllocated",
-    "PixelRepresentation", "SharedFunctionalGroupsSequence", "SoftwareVersions",
+    "PixelRepresentation", "SharedFunctionalGroupsSequence", "SoftwareVersions", "AcquisitionNumber",
+    "ImagesInAcquisition", "NumberOfSlices", "NumberOfTimeSlices",
 ]  # fmt: skip
 
 
@@ -77,6 +81,7 @@ VR_OF = {
     "SeriesDescription": "LO", "Manufacturer": "LO", "ManufacturerModelName": "LO", "DeviceSerialNumber": "LO",
     "SoftwareVersions": "LO", "StationName": "SH", "PixelSpacing": "DS", "SliceThickness": "DS", "Rows": "US",
     "Columns": "US", "SamplesPerPixel": "US", "BitsAllocated": "US", "PixelRepresentation": "US",
+    "AcquisitionNumber": "IS", "ImagesInAcquisition": "IS", "NumberOfSlices": "US", "NumberOfTimeSlices": "US",
 }  # fmt: skip
 
 
@@ -178,7 +183,36 @@ class DicomExtractor:
             metadata.pixel_type = f"{'int' if signed else 'uint'}{bits}"
         software = _text(dataset, "SoftwareVersions", warnings)
         metadata.software = software
+        declaration = _declaration(dataset, info, warnings)
+        if declaration is not None:
+            metadata.declares.append(declaration)
         return metadata
+
+
+def _declaration(dataset: Any, info: DicomInfo, warnings: list[str]) -> Declaration | None:
+    """How many instances this file's acquisition declares: ImagesInAcquisition (0020,1002);
+    for PET and NM, NumberOfSlices (0054,0081) x NumberOfTimeSlices (0054,0101); an enhanced
+    multi-frame object holds its whole acquisition in its frames."""
+    if info.series_instance_uid is None:
+        return None
+    acquisition = _integer(dataset, "AcquisitionNumber", warnings)
+    group = hashlib.sha256(f"{info.series_instance_uid}/{acquisition}".encode()).hexdigest()[:16]
+    images = _integer(dataset, "ImagesInAcquisition", warnings)
+    if images is None and info.modality in ("PT", "NM"):
+        slices = _integer(dataset, "NumberOfSlices", warnings)
+        images = slices * max(1, _integer(dataset, "NumberOfTimeSlices", warnings) or 1) if slices else None
+        if info.modality == "NM" and (info.number_of_frames or 1) > 1:
+            images = None  # NM frames are counted within one object
+    if images is None and (info.number_of_frames or 1) > 1 and "Enhanced" in _class_name(info.sop_class_uid):
+        images = 1
+        group = hashlib.sha256(f"{info.sop_instance_uid}".encode()).hexdigest()[:16]
+    if images is None or not 0 < images <= MAX_DECLARED_INSTANCES:
+        return None
+    return Declaration(kind="dicom-acquisition", group=group, expected=images, unit="instances")
+
+
+def _class_name(uid: str | None) -> str:
+    return pydicom.uid.UID(uid).name if uid else ""
 
 
 def _raw(dataset: Any, keyword: str, warnings: list[str]) -> Any:

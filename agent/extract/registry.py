@@ -25,7 +25,7 @@ from agent.extract.epu import EpuExtractor
 from agent.extract.generic import generic_metadata
 from agent.extract.lif import LifExtractor
 from agent.extract.mdoc import MdocExtractor
-from agent.extract.model import FileMetadata
+from agent.extract.model import FileCompleteness, FileMetadata
 from agent.extract.mrc import MrcExtractor
 from agent.extract.nd2 import Nd2Extractor
 from agent.extract.nifti import NiftiExtractor
@@ -35,6 +35,7 @@ from agent.extract.sif import SifExtractor
 from agent.extract.tia import TiaExtractor
 from agent.extract.tiff import TiffExtractor
 from agent.extract.vsi import VsiExtractor
+from agent.extract.whole import check_file
 from agent.extract.zarr import OmeZarrExtractor
 from agent.package.names import display
 
@@ -83,8 +84,6 @@ def extract_metadata(path: Path) -> FileMetadata:
     unit = membership(path)
     if unit is not None:
         metadata.unit = unit.info(path)
-        if unit.role == "member" and not unit.read_member:
-            return metadata  # a chunk of a store, a scan's raw data: the unit's anchor describes it
     # Opened without blocking and checked: a file swapped for a named pipe must not hang us.
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
@@ -94,6 +93,13 @@ def extract_metadata(path: Path) -> FileMetadata:
         head = os.read(descriptor, HEAD_BYTES)
     finally:
         os.close(descriptor)
+    if unit is None or unit.role == "anchor" or unit.read_member:
+        metadata = _extracted(path, head, metadata)
+    # else a chunk of a store, a scan's raw data: the unit's anchor describes it
+    return with_completeness(path, metadata)
+
+
+def _extracted(path: Path, head: bytes, metadata: FileMetadata) -> FileMetadata:
     for extractor in extractors():
         if not extractor.accepts(head, path):
             continue
@@ -102,4 +108,16 @@ def extract_metadata(path: Path) -> FileMetadata:
         except Exception as error:  # noqa: BLE001 - parsers raise anything on corrupt input
             metadata.warnings.append(f"{extractor.name}: unreadable metadata: {_describe(error)}")
             return metadata
+    return metadata
+
+
+def with_completeness(path: Path, metadata: FileMetadata) -> FileMetadata:
+    """The file's structural completeness (``agent.extract.whole``); a truncated file says so."""
+    try:
+        metadata.completeness = check_file(path)
+    except Exception as error:  # noqa: BLE001 - a check that fails must cost this file its verdict only
+        logger.warning("%s: structure check failed: %s", display(str(path)), _describe(error))
+        metadata.completeness = FileCompleteness(state="unknown", detail="structure check failed")
+    if metadata.completeness.state == "truncated":
+        metadata.warnings.append(f"truncated: {metadata.completeness.detail}")
     return metadata

@@ -6,6 +6,7 @@ data is never decoded.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any
 
 import tifffile
 
-from agent.extract.model import Dimensions, FileMetadata, PixelSize
+from agent.extract.model import Declaration, Dimensions, FileMetadata, PixelSize
 from agent.extract.ome import apply_ome
 from agent.extract.tiff_vendor import apply_vendor_tiff
 from agent.extract.units import to_micrometres
@@ -152,6 +153,9 @@ def _apply_imagej(metadata: FileMetadata, tif: Any, page: Any) -> None:
 def _apply_micromanager(metadata: FileMetadata, tif: Any) -> None:
     summary = (tif.micromanager_metadata or {}).get("Summary") or {}
     metadata.micromanager = {key: summary.get(key) for key in _MM_SUMMARY_KEYS if key in summary}
+    declaration = _mm_declaration(summary, tif)
+    if declaration is not None:
+        metadata.declares.append(declaration)
     version = summary.get("MicroManagerVersion")
     if version:
         metadata.software = f"Micro-Manager {version}"
@@ -160,6 +164,24 @@ def _apply_micromanager(metadata: FileMetadata, tif: Any) -> None:
             metadata.acquisition_date = datetime.strptime(summary["StartTime"], "%Y-%m-%d %H:%M:%S %z").isoformat()
         except ValueError:
             metadata.warnings.append(f"unparsed Micro-Manager StartTime {summary['StartTime']!r}")
+
+
+def _mm_declaration(summary: dict[str, Any], tif: Any) -> Declaration | None:
+    """A Micro-Manager run declares Frames x Slices x Channels x Positions images, spread over
+    its files; this file holds the images its index map lists."""
+    raw = [summary.get(key) for key in ("Frames", "Slices", "Channels", "Positions")]
+    counts = [count for count in raw if isinstance(count, int) and not isinstance(count, bool) and count > 0]
+    if len(counts) != 4:
+        return None
+    index = (tif.micromanager_metadata or {}).get("IndexMap")
+    if isinstance(index, dict) and "Frame" in index:
+        held = len(index["Frame"])
+    else:
+        held = len(index) if index is not None and hasattr(index, "__len__") else len(tif.pages)
+    key = f"{summary.get('Prefix')}/{summary.get('StartTime')}/{summary.get('UUID')}"
+    group = hashlib.sha256(key.encode()).hexdigest()[:16]
+    expected = counts[0] * counts[1] * counts[2] * counts[3]
+    return Declaration(kind="micromanager", group=group, expected=expected, contributes=held, unit="images")
 
 
 def _apply_lsm(metadata: FileMetadata, tif: Any) -> None:

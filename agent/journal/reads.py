@@ -160,6 +160,11 @@ class JournalReads(JournalConnection):
         ).fetchall()
         return {row[0]: row[1] for row in rows}
 
+    def dataset_completeness(self, dataset_id: int) -> dict[str, Any] | None:
+        """How the dataset's last close was decided, and what its files declared vs found."""
+        row = self._db.execute("SELECT completeness_json FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
     def dataset_warnings(self, dataset_id: int) -> list[str]:
         row = self._db.execute("SELECT warnings_json FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
         return list(json.loads(row[0])) if row else []

@@ -182,6 +182,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE files ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
     UPDATE files SET quarantined = 1 WHERE state = 'failed' AND error LIKE 'quarantined%';
     """,
+    # 7: how a dataset's close was decided (declared, marker, idle, forced, scan) and what its
+    # files declared vs what was found: harvest.json's completeness block.
+    """
+    ALTER TABLE datasets ADD COLUMN completeness_json TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -142,8 +142,8 @@ class Journal(RetryWrites):
         if row[1] == DatasetState.CLOSED:
             # A late file: the dataset reopens and its next commit is a new revision.
             db.execute(
-                "UPDATE datasets SET state = ?, revision = revision + 1, closed_at = NULL, close_reason = NULL"
-                " WHERE id = ?",
+                "UPDATE datasets SET state = ?, revision = revision + 1, closed_at = NULL, close_reason = NULL,"
+                " completeness_json = NULL WHERE id = ?",
                 (DatasetState.OPEN, row[0]),
             )
         return int(row[0])
@@ -313,11 +313,13 @@ class Journal(RetryWrites):
 
     # ----- datasets and commits ------------------------------------------------------
 
-    def close_dataset(self, dataset_id: int, reason: str) -> None:
+    def close_dataset(self, dataset_id: int, reason: str, completeness: dict[str, Any] | None = None) -> None:
+        block = None if completeness is None else json.dumps(completeness)
         with self.transaction() as db:
             db.execute(
-                "UPDATE datasets SET state = ?, closed_at = ?, close_reason = ? WHERE id = ? AND state = ?",
-                (DatasetState.CLOSED, time.time(), reason, dataset_id, DatasetState.OPEN),
+                "UPDATE datasets SET state = ?, closed_at = ?, close_reason = ?, completeness_json = ?"
+                " WHERE id = ? AND state = ?",
+                (DatasetState.CLOSED, time.time(), reason, block, dataset_id, DatasetState.OPEN),
             )
 
     def add_dataset_warning(self, dataset_id: int, warning: str) -> None:

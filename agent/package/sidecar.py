@@ -89,6 +89,7 @@ def build_package(
     now: float,
     warnings: Sequence[str] = (),
     root_name: str | None = None,
+    completeness: dict[str, Any] | None = None,
 ) -> DatasetPackage:
     payload = [item.entry for item in files]
     ordered = sorted(files, key=lambda item: item.entry.path_in_dataset)
@@ -105,6 +106,11 @@ def build_package(
         }
         for item in ordered
     ]
+    truncated = [
+        {"path": entry["path"], "detail": ((entry["metadata"] or {}).get("completeness") or {}).get("detail")}
+        for entry in file_entries
+        if ((entry["metadata"] or {}).get("completeness") or {}).get("state") == "truncated"
+    ]
     sidecar = {
         "harvest_json_version": HARVEST_JSON_VERSION,
         "agent": {"name": "harvest-agent", "version": __version__},
@@ -118,8 +124,9 @@ def build_package(
             "closed_at": _iso(closed_at),
             "close_reason": close_reason,
             "committed_at": _iso(now),
-            "complete": not missing,
+            "complete": not missing and not truncated,
         },
+        "completeness": {**(completeness or {"decided_by": None, "declared": []}), "truncated": truncated},
         "summary": summary,
         "warnings": list(warnings),
         "files": file_entries,

@@ -40,6 +40,7 @@ class CloseDecision:
     dataset_id: int
     reason: str
     forced: bool = False  # closed at the cap, possibly while files were still being written
+    decided_by: str = "idle"  # idle, marker, forced (harvest.json's completeness block)
 
 
 @dataclass
@@ -78,7 +79,12 @@ class DatasetTimers:
         for dataset_id, timer in self._timers.items():
             if now - timer.opened >= self.settle.dataset_max_open_seconds:
                 decisions.append(
-                    CloseDecision(dataset_id, "forced: open longer than dataset_max_open_seconds", forced=True)
+                    CloseDecision(
+                        dataset_id,
+                        "forced: open longer than dataset_max_open_seconds",
+                        forced=True,
+                        decided_by="forced",
+                    )
                 )
                 continue
             idle = now - timer.last_activity >= self.settle.dataset_idle_seconds
@@ -87,16 +93,32 @@ class DatasetTimers:
             if is_busy(dataset_id):
                 continue
             reason = f"marker file {self.settle.marker} arrived" if timer.marker_seen else "idle"
-            decisions.append(CloseDecision(dataset_id, reason))
+            decisions.append(CloseDecision(dataset_id, reason, decided_by="marker" if timer.marker_seen else "idle"))
         for decision in decisions:
             del self._timers[decision.dataset_id]
         return decisions
+
+    def open_reason(self, dataset_id: int) -> str | None:
+        """What the timers wait for ("waiting 4 min of idle time", "waiting for marker ...")."""
+        timer = self._timers.get(dataset_id)
+        if timer is None:
+            return None
+        if self.settle.marker is not None:
+            return f"waiting for marker file {self.settle.marker}"
+        left = timer.last_activity + self.settle.dataset_idle_seconds - self.clock()
+        return f"waiting {_duration(max(left, 0.0))} of idle time" if left > 0 else "idle time over; members still busy"
 
     def next_deadline(self) -> float | None:
         deadlines = [timer.opened + self.settle.dataset_max_open_seconds for timer in self._timers.values()]
         if self.settle.marker is None:
             deadlines += [timer.last_activity + self.settle.dataset_idle_seconds for timer in self._timers.values()]
         return min(deadlines, default=None)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds)} s"
 
 
 def place(rule: WatchRule, rel_path: str, path: Path) -> TemplateMatch | None:

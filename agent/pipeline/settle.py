@@ -6,6 +6,12 @@ shares have clock skew, and NTP can step the wall clock. A file settles when its
 identity (dev, ino, size, mtime_ns) has been observed unchanged for ``quiet_seconds``,
 re-checked several times within that period so a writer that pauses briefly is seen.
 Memory is proportional to the number of files not yet settled, not to the tree size.
+
+A file that stopped changing must also be whole (``agent.extract.whole``): one whose
+headers declare bytes, planes or blocks it does not hold keeps waiting as "incomplete"
+(the writer may be paused between tiles) until it changes, or until its root's
+``truncated_grace_seconds`` have passed; then it settles as it is, and the rule's
+``malformed`` policy decides whether it is shipped (never as complete) or kept.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.extract.model import FileCompleteness
 from agent.journal.store import FileIdentity
 from agent.pipeline.hashing import identity_of
 
@@ -37,6 +44,11 @@ class Candidate:
     last_change: float
     next_check: float
     follow_symlinks: bool = False
+    incomplete: FileCompleteness | None = None  # truncated when its quiet period ended
+    incomplete_since: float | None = None
+
+
+Wholeness = Callable[[Candidate], FileCompleteness]
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,11 @@ class SettleTracker:
         clock: Clock = time.monotonic,
         stat: StatFunction = _lstat,
         on_change: Callable[[Candidate], None] | None = None,
+        wholeness: Wholeness | None = None,
+        grace: Callable[[str], float] = lambda root: 0.0,
     ) -> None:
+        """*wholeness* checks a quiet file's structure; *grace* is how long a truncated file
+        of a root waits before it settles anyway."""
         self.quiet_seconds = quiet_seconds
         # Told about every change to a file already being watched (the acquisition guard).
         self._on_change = on_change or (lambda candidate: None)
@@ -65,12 +81,18 @@ class SettleTracker:
         self._clock = clock
         self._stat = stat
         self._candidates: dict[tuple[str, str], Candidate] = {}
+        self._wholeness = wholeness
+        self._grace = grace
 
     def __len__(self) -> int:
         return len(self._candidates)
 
     def pending(self) -> list[Candidate]:
         return list(self._candidates.values())
+
+    def incomplete(self) -> list[Candidate]:
+        """Files that stopped changing but are not whole yet."""
+        return [candidate for candidate in self._candidates.values() if candidate.incomplete is not None]
 
     def observe(
         self, root: str, rel_path: str, path: Path, identity: FileIdentity, *, follow_symlinks: bool = False
@@ -88,10 +110,8 @@ class SettleTracker:
                 root, rel_path, path, identity, now, now + self.check_interval, follow_symlinks
             )
         elif candidate.identity != identity:
-            candidate.identity = identity
-            candidate.last_change = now
+            self._changed(candidate, identity, now)
             candidate.next_check = now + self.check_interval
-            self._on_change(candidate)
 
     def forget(self, root: str, rel_path: str) -> None:
         self._candidates.pop((root, rel_path), None)
@@ -122,12 +142,29 @@ class SettleTracker:
                 continue
             identity = identity_of(found)
             if identity != candidate.identity:
-                candidate.identity = identity
-                candidate.last_change = now
-                self._on_change(candidate)
-            elif now - candidate.last_change >= self.quiet_seconds:
+                self._changed(candidate, identity, now)
+            elif now - candidate.last_change >= self.quiet_seconds and self._whole_or_given_up(candidate, now):
                 settled.append(self._candidates.pop(key))
                 continue
-            candidate.next_check = min(now + self.check_interval, candidate.last_change + self.quiet_seconds)
-            candidate.next_check = max(candidate.next_check, now + 0.01)
+            due = candidate.last_change + self.quiet_seconds
+            if candidate.incomplete_since is not None:
+                due = candidate.incomplete_since + self._grace(candidate.root)
+            candidate.next_check = max(min(now + self.check_interval, due), now + 0.01)
         return SettleResult(settled, vanished)
+
+    def _changed(self, candidate: Candidate, identity: FileIdentity, now: float) -> None:
+        candidate.identity = identity
+        candidate.last_change = now
+        candidate.incomplete = candidate.incomplete_since = None
+        self._on_change(candidate)
+
+    def _whole_or_given_up(self, candidate: Candidate, now: float) -> bool:
+        """Quiet: settle if whole (or nothing to check), or once a truncated file's grace is over."""
+        if candidate.incomplete_since is None:
+            if self._wholeness is None:
+                return True
+            verdict = self._wholeness(candidate)
+            if verdict.state != "truncated":
+                return True
+            candidate.incomplete, candidate.incomplete_since = verdict, now
+        return now - candidate.incomplete_since >= self._grace(candidate.root)

@@ -51,6 +51,13 @@ _SUFFIX_CHECKS: dict[str, Check] = {
 }  # fmt: skip
 
 
+_MAGIC_SUFFIXES = {
+    ".tif", ".tiff", ".btf", ".eer", ".svs", ".ndpi", ".lsm", ".czi", ".nd2", ".lif", ".h5", ".hdf5", ".emd",
+    ".ims", ".nxs", ".dm3", ".dm4", ".ser", ".sif", ".ets", ".jpg", ".jpeg", ".png",
+}  # fmt: skip
+_MAGIC_BYTES = 16
+
+
 def _by_content(head: bytes, path: Path) -> Check | None:
     name = path.name.lower()
     if head[128:132] == b"DICM":
@@ -73,6 +80,8 @@ def _by_content(head: bytes, path: Path) -> Check | None:
         return check_ets
     if head[208:212] == b"MAP ":
         return check_mrc
+    if head[:4] in (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04") and path.suffix.lower() in (".dm3", ".dm4"):
+        return check_dm
     if head.startswith(b"\xff\xd8\xff"):
         return check_jpeg
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -87,11 +96,16 @@ def _by_content(head: bytes, path: Path) -> Check | None:
 
 
 def check_for(path: Path, head: bytes) -> Check | None:
-    """The check for this file, or None when its format declares nothing to check."""
+    """The check for this file, or None when its format declares nothing to check.
+
+    A name claims a format; for formats with a magic number, a file long enough to show it
+    but without it is not that format (nothing to check), while a shorter one is a cut header."""
     by_content = _by_content(head, path)
     if by_content is not None:
         return by_content
     name = path.name.lower()
+    if path.suffix.lower() in _MAGIC_SUFFIXES and len(head) >= _MAGIC_BYTES:
+        return None
     if name.endswith((".ome.xml", ".companion.ome")):
         return check_xml
     if name.endswith(".nii.gz"):

@@ -134,11 +134,11 @@ def _rest(source: Source, offset: int, little: bool, implicit: bool) -> FileComp
             )
         _tag, length, value_at = head
         if length == _UNDEFINED:
-            return whole(unit="bytes")  # a nested sequence: its end is not declared; the pixel data was whole
+            return whole(unit="bytes", extent=offset)  # a nested sequence's end is not declared; the pixels were whole
         if value_at + length > source.size:
             return bytes_check("an element after the pixel data", value_at + length, source.size)
         offset = value_at + length
-    return whole(declared=source.size, unit="bytes")
+    return whole(declared=source.size, unit="bytes", extent=offset)
 
 
 def _is_image(dataset: Any) -> bool:
