@@ -94,6 +94,14 @@ class DatasetReport(TypedDict):
     eta_seconds: float | None
     warnings: list[Any]
     committed: dict[str, Commit]
+    open_reason: str | None  # an open dataset: what it waits for ("waiting for 2 of 240 images")
+    completeness: dict[str, Any] | None  # a closed dataset: how its close was decided (harvest.json's block)
+
+
+class IncompleteFile(TypedDict):
+    path: str
+    detail: str
+    waiting_seconds: float
 
 
 class FailedFile(TypedDict):
@@ -157,6 +165,7 @@ class StatusReport(TypedDict):
     guard: GuardReport
     oldest_unsafe: OldestUnsafe | None
     waiting: Waiting
+    incomplete_files: list[IncompleteFile]  # stopped changing but not whole: waiting for the rest
     everything_archived: bool
 
 

@@ -10,6 +10,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from agent.errors import ErrorKind
 from agent.journal.report_reads import DatasetRow
@@ -105,8 +106,9 @@ def report_from(journal: Journal) -> StatusReport:
         for row in journal.in_flight()
     ]
     rates = {key[len("rate.") :]: float(value or 0) for key, value in facts.items() if key.startswith("rate.")}
+    open_reasons: dict[str, str] = _json_fact(facts, "open_reasons", {}) if running else {}
     datasets = [
-        _dataset_report(journal, row, rates if running else {}, live)
+        _dataset_report(journal, row, rates if running else {}, live, open_reasons)
         for row in journal.recent_datasets(RECENT_DATASETS)
     ]
     errors = [
@@ -176,6 +178,7 @@ def report_from(journal: Journal) -> StatusReport:
         guard=guard,
         oldest_unsafe=_oldest_unsafe(journal, now),
         waiting=waiting,
+        incomplete_files=_json_fact(facts, "incomplete_files", []) if running else [],
         everything_archived=everything_archived,
     )
     report["health"] = assess(report)
@@ -233,8 +236,20 @@ def _live_progress(facts: dict[str, str]) -> dict[tuple[str, int], int]:
     return live
 
 
+def _json_fact(facts: dict[str, str], name: str, default: Any) -> Any:
+    try:
+        value = json.loads(facts.get(name) or "null")
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
 def _dataset_report(
-    journal: Journal, row: DatasetRow, rates: dict[str, float], live: dict[tuple[str, int], int]
+    journal: Journal,
+    row: DatasetRow,
+    rates: dict[str, float],
+    live: dict[tuple[str, int], int],
+    open_reasons: dict[str, str],
 ) -> DatasetReport:
     totals = journal.dataset_totals(row.id)
     by_destination: dict[str, dict[str, int]] = {}
@@ -298,4 +313,6 @@ def _dataset_report(
         eta_seconds=remaining / rate if rate > 0 and remaining > 0 else None,
         warnings=warnings,
         committed=commits,
+        open_reason=open_reasons.get(str(row.id)) if row.state == "open" else None,
+        completeness=journal.dataset_completeness(row.id) if row.state == "closed" else None,
     )

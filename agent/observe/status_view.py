@@ -183,11 +183,24 @@ def _errors(report: StatusReport, count: int) -> list[Text]:
     return lines
 
 
+def _waiting(report: StatusReport, limit: int) -> list[Text]:
+    """Why open datasets are still open, and files that stopped changing but are not whole."""
+    lines = []
+    for item in (report.get("incomplete_files") or [])[:limit]:
+        waited = duration(item["waiting_seconds"])
+        lines.append(Text(f"incomplete: {item['path']}: {item['detail']} (waiting {waited})", style="yellow"))
+    open_datasets = [dataset for dataset in report["datasets"] if dataset.get("open_reason")]
+    for dataset in open_datasets[:limit]:
+        lines.append(Text(f"open: {dataset['key']}: {dataset['open_reason']}"))
+    return lines
+
+
 def status_view(report: StatusReport, *, width: int = 80, height: int | None = None) -> RenderableType:
     """The whole screen; with *height*, every line is cut to the width and the datasets
     and errors are trimmed so that it fits (for ``harvest watch``)."""
     lines = [*_header(report), *_destinations(report)]
     lines += [Text(f"! {reason}", style="yellow") for reason in report["health"]["reasons"]]
+    lines += _waiting(report, 3 if height is None else 1)
     if height is None:
         rows, error_count = 15, 5
     else:

@@ -76,7 +76,7 @@ def _by_content(head: bytes, path: Path) -> Check | None:
         return check_ser
     if head.startswith(b"Andor Technology Multi-Channel File"):
         return check_sif
-    if head.startswith(b"SIS\x00") and head[64:68] == b"ETS\x00":
+    if head.startswith(b"SIS\x00") and (head[64:68] == b"ETS\x00" or len(head) < 68):
         return check_ets
     if head[208:212] == b"MAP ":
         return check_mrc

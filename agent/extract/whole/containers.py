@@ -70,6 +70,7 @@ def check_czi(source: Source) -> FileCompleteness:
     if present < len(positions):
         return truncated(f"{present} of {len(positions)} subblocks", declared=len(positions), found=present,
                          unit="subblocks")  # fmt: skip
+    farthest = max(farthest, offset)  # the directory's own end
     for position in sorted(positions)[-1:]:
         end = _segment_end(source, position, "the last subblock")
         if not isinstance(end, int):
@@ -77,7 +78,7 @@ def check_czi(source: Source) -> FileCompleteness:
         farthest = max(farthest, end)
     if farthest > source.size:
         return ends_early("a CZI segment", farthest, source.size)
-    return whole(declared=len(positions), unit="subblocks")
+    return whole(declared=len(positions), unit="subblocks", extent=farthest)
 
 
 def check_nd2(source: Source) -> FileCompleteness:
@@ -111,7 +112,7 @@ def check_nd2(source: Source) -> FileCompleteness:
         return truncated(f"{present} of {len(chunks)} chunks", declared=len(chunks), found=present, unit="chunks")
     if farthest > source.size:
         return ends_early("an ND2 chunk", farthest, source.size)
-    return whole(declared=len(chunks), unit="chunks")
+    return whole(declared=len(chunks), unit="chunks", extent=source.size)
 
 
 def check_lif(source: Source) -> FileCompleteness:
@@ -141,7 +142,7 @@ def check_lif(source: Source) -> FileCompleteness:
         blocks += 1 if block[3] > 0 else 0
     if blocks < declared:
         return truncated(f"{blocks} of {declared} memory blocks", declared=declared, found=blocks, unit="memory blocks")
-    return whole(declared=declared, unit="memory blocks")
+    return whole(declared=declared, unit="memory blocks", extent=offset)
 
 
 def check_hdf5(source: Source) -> FileCompleteness:

@@ -83,8 +83,8 @@ def check_sif(source: Source) -> FileCompleteness:
 
 
 def check_ets(source: Source) -> FileCompleteness:
-    head = source.read_at(0, 64)
-    if len(head) < 44:
+    head = source.read_at(0, 104)
+    if len(head) < 104:
         return truncated("ETS header incomplete", declared=104, found=source.size, unit="bytes")
     dimensions = struct.unpack_from("<I", head, 12)[0]
     table, tiles = struct.unpack_from("<QI", head, 32)
