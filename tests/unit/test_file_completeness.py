@@ -58,7 +58,6 @@ def test_every_intact_sample_is_whole_or_declares_nothing(sample: Path) -> None:
         assert verdict.state == "unknown", verdict
     else:
         assert verdict.state in ("whole", "unknown"), verdict
-    assert verdict.state != "truncated"
 
 
 DECLARING = [sample for sample in SAMPLES if check_file(sample).state == "whole"]
@@ -130,7 +129,8 @@ def test_formats_written_by_their_own_libraries(tmp_path: Path) -> None:
         handle["data"] = numpy.arange(10000, dtype="float32")
     with mrcfile.new(tmp_path / "a.mrc") as handle:
         handle.set_data(numpy.zeros((4, 16, 16), numpy.float32))
-    nibabel.save(nibabel.Nifti1Image(numpy.zeros((8, 8, 4), numpy.int16), numpy.eye(4)), tmp_path / "a.nii")
+    image = nibabel.Nifti1Image(numpy.zeros((8, 8, 4), numpy.int16), numpy.eye(4))  # type: ignore[no-untyped-call]
+    nibabel.save(image, tmp_path / "a.nii")
     for name in ("a.h5", "a.mrc", "a.nii"):
         path = tmp_path / name
         assert check_file(path).state == "whole", name
