@@ -101,7 +101,9 @@ def _filesets(files: list[DeclaredFile], present: set[str], covered: set[str]) -
         covered.add(item.path)
         covered.update(wanted & present)
         sets.setdefault(wanted, None)
-    return [Count("ome-fileset", len(wanted), len(wanted & present), "files") for wanted in sets]
+    # A BinaryOnly member names itself and its metadata file; the full set names everyone.
+    largest = [wanted for wanted in sets if not any(wanted < other for other in sets)]
+    return [Count("ome-fileset", len(wanted), len(wanted & present), "files") for wanted in largest]
 
 
 def _acquisitions(files: list[DeclaredFile], covered: set[str]) -> list[Count]:
