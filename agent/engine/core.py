@@ -87,7 +87,9 @@ class Engine:
             clock=clock,
             on_change=lambda candidate: self.guard.growth_seen(str(candidate.path)),
             wholeness=candidate_wholeness,
-            grace=lambda root: config.settle.truncated_grace_seconds,
+            # A one-shot scan takes files as they are: a truncated one goes to its rule's
+            # malformed policy at once, and a later scan sees its whole version as new.
+            grace=lambda root: 0.0 if oneshot else config.settle.truncated_grace_seconds,
         )
         self._timers = DatasetTimers(config.settle, clock=clock)
         self._journal = Journal(config.state_dir)

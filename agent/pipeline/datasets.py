@@ -106,7 +106,11 @@ class DatasetTimers:
         if self.settle.marker is not None:
             return f"waiting for marker file {self.settle.marker}"
         left = timer.last_activity + self.settle.dataset_idle_seconds - self.clock()
-        return f"waiting {_duration(max(left, 0.0))} of idle time" if left > 0 else "idle time over; members still busy"
+        return (
+            f"waiting {_duration(max(left, 0.0))} of idle time"
+            if left > 0
+            else "idle time over; members missing or still busy"
+        )
 
     def next_deadline(self) -> float | None:
         deadlines = [timer.opened + self.settle.dataset_max_open_seconds for timer in self._timers.values()]

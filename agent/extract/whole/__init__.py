@@ -51,9 +51,14 @@ _SUFFIX_CHECKS: dict[str, Check] = {
 }  # fmt: skip
 
 
-_MAGIC_SUFFIXES = {
-    ".tif", ".tiff", ".btf", ".eer", ".svs", ".ndpi", ".lsm", ".czi", ".nd2", ".lif", ".h5", ".hdf5", ".emd",
-    ".ims", ".nxs", ".dm3", ".dm4", ".ser", ".sif", ".ets", ".jpg", ".jpeg", ".png",
+_TIFFS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_MAGICS: dict[str, tuple[bytes, ...]] = {
+    **dict.fromkeys((".tif", ".tiff", ".btf", ".eer", ".svs", ".ndpi", ".lsm"), _TIFFS),
+    ".czi": (b"ZISRAWFILE",), ".nd2": (b"\xda\xce\xbe\x0a", b"\x00\x00\x00\x0cjP  "),
+    ".lif": (b"\x70\x00\x00\x00",), **dict.fromkeys((".h5", ".hdf5", ".emd", ".ims", ".nxs"), (b"\x89HDF\r\n\x1a\n",)),
+    ".dm3": (b"\x00\x00\x00\x03",), ".dm4": (b"\x00\x00\x00\x04",), ".ser": (b"II\x97\x01",),
+    ".sif": (b"Andor Technology",), ".ets": (b"SIS\x00",), ".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",),
+    ".png": (b"\x89PNG\r\n\x1a\n",),
 }  # fmt: skip
 _MAGIC_BYTES = 16
 
@@ -99,13 +104,15 @@ def check_for(path: Path, head: bytes) -> Check | None:
     """The check for this file, or None when its format declares nothing to check.
 
     A name claims a format; for formats with a magic number, a file long enough to show it
-    but without it is not that format (nothing to check), while a shorter one is a cut header."""
+    but without it is not that format (nothing to check), while a shorter one that begins
+    like it (or is empty) is a cut header."""
     by_content = _by_content(head, path)
     if by_content is not None:
         return by_content
     name = path.name.lower()
-    if path.suffix.lower() in _MAGIC_SUFFIXES and len(head) >= _MAGIC_BYTES:
-        return None
+    magics = _MAGICS.get(path.suffix.lower())
+    if magics is not None and (len(head) >= _MAGIC_BYTES or not any(magic.startswith(head) for magic in magics)):
+        return None  # not this format after all (a short file is a cut header only if it begins like one)
     if name.endswith((".ome.xml", ".companion.ome")):
         return check_xml
     if name.endswith(".nii.gz"):
