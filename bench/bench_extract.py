@@ -5,8 +5,12 @@ instances (from the CT sample), and a standalone OME-XML describing 10,000 plane
 reports per-file extraction time (median of repeated runs) and, for the big XML, peak
 Python memory (tracemalloc).
 
+Every extraction includes the structural completeness check (``agent.extract.whole``),
+which is also timed on its own ("of which: whole?"), including a 10,000-IFD TIFF, the
+worst case for the IFD-chain walk.
+
 Usage: python bench/bench_extract.py [--workdir DIR] [--repeat 5] [--vendor-gib 1] [--vendor-only]
-Goals: < 50 ms per OME-TIFF regardless of size; < 5 ms per DICOM instance.
+Goals: < 50 ms per OME-TIFF regardless of size (check included); < 5 ms per DICOM instance.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import tifffile
 from _vendor_inputs import large_files, samples
 
 from agent.extract import extract_metadata
+from agent.extract.whole import check_file
 
 SAMPLE_CT = Path(__file__).parents[1] / "tests/data/dicom/single/CT_small.dcm"
 
@@ -85,16 +90,26 @@ def timed(path: Path, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+def timed_check(path: Path, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        check_file(path)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def bench_vendor(workdir: Path, repeat: int, gib: float) -> None:
     """Every vendor sample (first call, with the reader's import, and the median after), then
     large files written by the formats' own libraries."""
-    print("| vendor input | format | file size | first call | median after |\n|---|---|---|---|---|")
+    print("| vendor input | format | file size | first call | median after | of which: whole? |")
+    print("|---|---|---|---|---|---|")
     for label, path in itertools.chain(samples(), large_files(workdir, gib)):
         started = time.perf_counter()
         found = extract_metadata(path)
         first = (time.perf_counter() - started) * 1000
         print(f"| {label} | {found.format} | {path.stat().st_size / 2**20:,.1f} MiB | {first:.1f} ms |"
-              f" {timed(path, repeat):.1f} ms |")  # fmt: skip
+              f" {timed(path, repeat):.1f} ms | {timed_check(path, repeat):.2f} ms |")  # fmt: skip
 
 
 def main() -> None:
@@ -110,7 +125,7 @@ def main() -> None:
         if arguments.vendor_only:
             bench_vendor(workdir, arguments.repeat, arguments.vendor_gib)
             return
-        print("| input | file size | extraction per file (median) |\n|---|---|---|")
+        print("| input | file size | extraction per file (median) | of which: whole? |\n|---|---|---|---|")
         xml_path = workdir / "big.ome.xml"
         make_big_ome_xml(xml_path, 10_000)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -131,9 +146,17 @@ def main() -> None:
             make_ome_tiff(path, size)
             metadata = extract_metadata(path)
             assert metadata.format == "ome-tiff" and metadata.dimensions.z, metadata
+            extraction, check = timed(path, arguments.repeat), timed_check(path, arguments.repeat)
             print(f"| {label} ({metadata.dimensions.z} planes) | {path.stat().st_size / 2**20:,.0f} MiB |"
-                  f" {timed(path, arguments.repeat):.1f} ms |")  # fmt: skip
+                  f" {extraction:.1f} ms | {check:.2f} ms |")  # fmt: skip
             path.unlink()
+        many = workdir / "many_ifds.tif"
+        with tifffile.TiffWriter(many) as writer:
+            for _ in range(10_000):
+                writer.write(np.zeros((16, 16), np.uint8), contiguous=False)
+        assert check_file(many).declared == 10_000
+        print(f"| TIFF, 10,000 IFDs | {many.stat().st_size / 2**20:,.1f} MiB | {timed(many, arguments.repeat):.1f} ms |"
+              f" {timed_check(many, arguments.repeat):.2f} ms |")  # fmt: skip
         series = workdir / "series"
         series.mkdir()
         paths = make_dicom_series(series, 500)
@@ -142,7 +165,7 @@ def main() -> None:
             assert extract_metadata(path).dicom is not None
         per_instance = (time.perf_counter() - started) / len(paths) * 1000
         print(f"| DICOM CT series, 500 instances | {paths[0].stat().st_size / 1024:.0f} KiB each |"
-              f" {per_instance:.2f} ms per instance |")  # fmt: skip
+              f" {per_instance:.2f} ms per instance | {timed_check(paths[0], arguments.repeat):.2f} ms |")  # fmt: skip
         bench_vendor(workdir, arguments.repeat, arguments.vendor_gib)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
