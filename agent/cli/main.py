@@ -268,7 +268,9 @@ def inspect(
     files: Annotated[list[Path], typer.Argument(help="Files to read (header only).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Print the normalised metadata the agent extracts from each file."""
+    """Print the normalised metadata the agent extracts from each file.
+
+    Exit 1 if a file cannot be read or is truncated (it lacks bytes its headers declare)."""
     from rich.console import Console
 
     from agent.extract import extract_metadata
@@ -290,6 +292,7 @@ def inspect(
             typer.echo(metadata.model_dump_json())
         else:
             render_metadata(console, str(path), metadata)
+        failed = failed or (metadata.completeness is not None and metadata.completeness.state == "truncated")
     if failed:
         raise typer.Exit(1)
 

@@ -82,6 +82,12 @@ def render_metadata(console: Console, path: str, metadata: FileMetadata) -> None
         for key, value in model.model_dump(exclude_none=True).items():
             if value not in ([], {}) and not (isinstance(value, dict) and not any(value.values())):
                 rows.append((f"{section} {key}", _flat(value)))
+    verdict = metadata.completeness
+    if verdict is not None:
+        counts = f" ({verdict.found} of {verdict.declared} {verdict.unit})" if verdict.declared is not None else ""
+        rows.append(("completeness", f"{verdict.state}{counts}" + (f": {verdict.detail}" if verdict.detail else "")))
+    for declaration in metadata.declares:
+        rows.append(("declares", f"{declaration.kind}: {declaration.expected} {declaration.unit}"))
     for warning in metadata.warnings:
         rows.append(("warning", warning))
     for field, value in rows:

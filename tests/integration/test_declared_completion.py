@@ -8,6 +8,7 @@ truncated file waits, is shown as incomplete, and is then quarantined or shipped
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import bagit
 import pydicom
 
-from tests.helpers import DATA, stays_false, wait_for, write_config
+from tests.helpers import DATA, harvest_command, stays_false, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, copy_sample, wait_for_revision
 
 DaemonFactory = Callable[[Path], Daemon]
@@ -155,3 +156,20 @@ def test_after_its_grace_a_truncated_file_is_shipped_as_incomplete_if_the_rule_s
     report = daemon.status()
     assert report["datasets"][0]["state"] == "incomplete"
     assert daemon.stop() == 0
+
+
+def test_harvest_inspect_says_a_truncated_file_is_truncated_and_exits_1(tmp_path: Path) -> None:
+    whole = DATA / "dicom/single/CT_small.dcm"
+    cut = tmp_path / "CT_cut.dcm"
+    cut.write_bytes(whole.read_bytes()[:-500])
+    result = subprocess.run(
+        harvest_command("inspect", str(whole), str(cut)), capture_output=True, text=True, env=subprocess_env()
+    )
+    assert result.returncode == 1
+    shown = " ".join(result.stdout.split())
+    assert "truncated: pixel data ends 362 bytes early" in shown  # 500 cut; 138 were elements after the pixels
+    assert "Traceback" not in result.stderr
+    assert (
+        subprocess.run(harvest_command("inspect", str(whole)), capture_output=True, env=subprocess_env()).returncode
+        == 0
+    )
