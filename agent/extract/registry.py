@@ -118,6 +118,14 @@ def with_completeness(path: Path, metadata: FileMetadata) -> FileMetadata:
     except Exception as error:  # noqa: BLE001 - a check that fails must cost this file its verdict only
         logger.warning("%s: structure check failed: %s", display(str(path)), _describe(error))
         metadata.completeness = FileCompleteness(state="unknown", detail="structure check failed")
-    if metadata.completeness.state == "truncated":
-        metadata.warnings.append(f"truncated: {metadata.completeness.detail}")
+    verdict = metadata.completeness
+    if verdict.state == "truncated":
+        metadata.warnings.append(f"truncated: {verdict.detail}")
+    if verdict.unit == "IFDs" and verdict.found is not None:
+        # A TIFF's planes: counted by the check's walk of the IFD chain (tifffile would build a
+        # page object per IFD: 7.6 s for 10,000 IFDs, against 70 ms for the walk).
+        if metadata.plane_count is None:
+            metadata.plane_count = verdict.found
+        if metadata.format == "eer" and metadata.electron is not None and metadata.electron.frames is None:
+            metadata.electron.frames = verdict.found
     return metadata

@@ -41,7 +41,6 @@ _tifffile_logger.addHandler(_collector)
 _tifffile_logger.propagate = False  # reported per file instead of on stderr
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-PAGE_COUNT_LIMIT_BYTES = 256 << 20  # count IFDs only in files this small: cost must not grow with data
 _RESOLUTION_UNITS = {2: "in", 3: "cm"}
 _MM_SUMMARY_KEYS = (
     "MicroManagerVersion", "MetadataVersion", "StartTime", "Prefix", "Frames", "Slices", "Channels", "Positions",
@@ -90,8 +89,7 @@ class TiffExtractor:
             if tif.is_micromanager:
                 metadata.format = "micromanager-tiff"
                 _apply_micromanager(metadata, tif)
-            if metadata.plane_count is None and path.stat().st_size <= PAGE_COUNT_LIMIT_BYTES:
-                metadata.plane_count = len(tif.pages)
+            # plane_count otherwise: the IFD count, from the whole-file check (agent.extract.registry)
         return metadata
 
 

@@ -131,7 +131,8 @@ def _eer(metadata: FileMetadata, tif: Any) -> None:
     metadata.format = "eer"
     metadata.instrument = InstrumentInfo(manufacturer="Thermo Fisher Scientific")
     electron = metadata.electron_info()
-    electron.frames = len(tif.pages)
+    # electron.frames: the IFD count, from the whole-file check (agent.extract.registry), which
+    # walks the chain without building thousands of tifffile pages
     electron.detector = "Falcon (EER)"
     info = getattr(tif, "eer_metadata", None)
     if isinstance(info, str) and "exposureTime" in info:

@@ -23,7 +23,12 @@ _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 
 _INTEGER = {1: "B", 3: "H", 4: "I", 13: "I", 16: "Q", 18: "Q"}
 _DATA = {273: 279, 324: 325}  # StripOffsets -> StripByteCounts, TileOffsets -> TileByteCounts
 _IMAGE_DESCRIPTION, _SUBIFDS = 270, 330
+_WANTED = {*_DATA, *_DATA.values(), _SUBIFDS, _IMAGE_DESCRIPTION}
+_LAYOUTS = {
+    (order, big): struct.Struct(order + ("HHQ8s" if big else "HHI4s")) for order in "<>" for big in (False, True)
+}
 MAX_IFDS = 1_000_000
+IFD_READ_BYTES = 512
 MAX_ENTRIES = 4096
 MAX_DESCRIPTION_BYTES = 64 << 20
 _MM_INDEX_HEADER, _MM_INDEX_MAP = 54773648, 3453623
@@ -81,16 +86,18 @@ def _chain(source: Source, walk: _Walk, offset: int, *, top: bool) -> int | None
         walk.seen.add(offset)
         if len(walk.seen) > MAX_IFDS:
             raise _Corrupt("too many IFDs")
-        count_format = walk.order + ("Q" if walk.big else "H")
-        count = source.unpack_at(offset, count_format)
-        if count is None:
+        entry_size, count_size, pointer = (20, 8, "Q") if walk.big else (12, 2, "I")
+        block = source.read_at(offset, IFD_READ_BYTES)  # most IFDs fit: one read for count, entries and link
+        if len(block) < count_size:
             return offset
-        entries = int(count[0])
+        entries = int(struct.unpack_from(walk.order + ("Q" if walk.big else "H"), block)[0])
         if entries > MAX_ENTRIES:
             raise _Corrupt(f"an IFD with {entries} entries")
-        entry_size, count_size, pointer = (20, 8, "Q") if walk.big else (12, 2, "I")
-        raw = source.read_at(offset + count_size, entries * entry_size + struct.calcsize(pointer))
-        if len(raw) < entries * entry_size + struct.calcsize(pointer):
+        needed = entries * entry_size + (8 if walk.big else 4)
+        raw = block[count_size : count_size + needed]
+        if len(raw) < needed and len(block) == IFD_READ_BYTES:
+            raw = source.read_at(offset + count_size, needed)
+        if len(raw) < needed:
             return offset
         _past(walk, "an IFD", offset + count_size + len(raw), source.size)
         if top:
@@ -105,32 +112,35 @@ def _chain(source: Source, walk: _Walk, offset: int, *, top: bool) -> int | None
 
 
 def _entries(source: Source, walk: _Walk, raw: bytes, count: int, entry_size: int, *, first: bool) -> list[int]:
+    """One IFD's entries: out-of-line values must fit; strips, tiles and SubIFDs are read."""
     inline = 8 if walk.big else 4
-    layout = walk.order + ("HHQ" if walk.big else "HHI")
+    layout = _LAYOUTS[(walk.order, walk.big)]
+    where_format = walk.order + ("Q" if walk.big else "I")
     values: dict[int, list[int]] = {}
-    for index in range(count):
-        start = index * entry_size
-        tag, kind, number = struct.unpack_from(layout, raw, start)
+    farthest, farthest_tag = 0, 0
+    for tag, kind, number, stored in layout.iter_unpack(raw[: count * entry_size]):
         width = _TYPE_SIZES.get(kind)
         if width is None:
             continue  # an unknown type: readers skip the entry
         nbytes = width * number
         if nbytes <= inline:
-            value_bytes = raw[start + entry_size - inline : start + entry_size - inline + nbytes]
+            if tag not in _WANTED:
+                continue
+            value_bytes = stored[:nbytes]
         else:
-            where = struct.unpack_from(walk.order + ("Q" if walk.big else "I"), raw, start + entry_size - inline)[0]
-            _past(walk, f"tag {tag}'s values", where + nbytes, source.size)
-            wanted = tag in _DATA or tag in _DATA.values() or tag == _SUBIFDS
-            wanted = wanted or (tag == _IMAGE_DESCRIPTION and first and nbytes <= MAX_DESCRIPTION_BYTES)
-            value_bytes = source.read_at(where, nbytes) if wanted else b""
-        if tag == _IMAGE_DESCRIPTION and first and walk.description is None:
-            walk.description = value_bytes
-        elif (
-            (tag in _DATA or tag in _DATA.values() or tag == _SUBIFDS)
-            and kind in _INTEGER
-            and len(value_bytes) == nbytes
-        ):
+            where = struct.unpack(where_format, stored)[0]
+            if where + nbytes > farthest:
+                farthest, farthest_tag = where + nbytes, tag
+            if tag not in _WANTED or (tag == _IMAGE_DESCRIPTION and not (first and nbytes <= MAX_DESCRIPTION_BYTES)):
+                continue
+            value_bytes = source.read_at(where, nbytes)
+        if tag == _IMAGE_DESCRIPTION:
+            if first and walk.description is None:
+                walk.description = value_bytes
+        elif kind in _INTEGER and len(value_bytes) == nbytes:
             values[tag] = list(struct.unpack(f"{walk.order}{number}{_INTEGER[kind]}", value_bytes))
+    if farthest:
+        _past(walk, f"tag {farthest_tag}'s values", farthest, source.size)
     for offsets_tag, counts_tag in _DATA.items():
         offsets, counts = values.get(offsets_tag), values.get(counts_tag)
         if not offsets or not counts:
