@@ -59,10 +59,10 @@ def test_a_full_state_dir_pauses_the_agent_with_a_reason_and_it_goes_on_after(
     wait_for_revision(tmp_path / "archive/TEST-SCOPE-01/kim/s1", 1, timeout=60)
 
     filler = small_state_dir / "filler"
-    with filler.open("wb") as stream, contextlib.suppress(OSError):
+    # Unbuffered: a write the full disk cut short leaves nothing buffered for close() to retry.
+    with filler.open("wb", buffering=0) as stream, contextlib.suppress(OSError):
         while True:
             stream.write(b"\0" * 65536)
-            stream.flush()
     second = tmp_path / "instrument" / "kim" / "s2"
     second.mkdir()
     (second / "b.tif").write_bytes(b"while the disk was full")
