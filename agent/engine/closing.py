@@ -65,6 +65,9 @@ class DatasetCloser:
         for dataset_id in sorted(dataset_ids):
             if dataset_id not in self._timers:
                 continue  # closed already, or not open
+            root = self._roots.get(self._journal.dataset(dataset_id).root)
+            if root is not None and root.rule.group_by == "dicom-study":
+                continue  # a study does not declare its series: the idle timer decides
             declared = self.declared(dataset_id)
             waiting = declared.waiting()
             if waiting is not None or not declared.complete:

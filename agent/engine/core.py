@@ -181,6 +181,7 @@ class Engine:
         )
         for dataset_id in self._journal.open_dataset_ids():
             self._timers.track(dataset_id)
+            self._hashed_datasets.add(dataset_id)  # complete by declaration before a restart?
         if self._use_watchers:
             self._discovery.start_watchers()
         self._hash_worker.start()

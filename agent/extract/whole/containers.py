@@ -50,6 +50,11 @@ def check_czi(source: Source) -> FileCompleteness:
             if not isinstance(end, int):
                 return end
             farthest = max(farthest, end)
+    if attachments > 0:
+        end = _attachments_end(source, attachments)
+        if not isinstance(end, int):
+            return end
+        farthest = max(farthest, end)
     count = source.unpack_at(directory + _SEGMENT.size, "<i")
     if count is None:
         return ends_early("CZI subblock directory", directory + _SEGMENT.size + 128, source.size)
@@ -79,6 +84,20 @@ def check_czi(source: Source) -> FileCompleteness:
     if farthest > source.size:
         return ends_early("a CZI segment", farthest, source.size)
     return whole(declared=len(positions), unit="subblocks", extent=farthest)
+
+
+def _attachments_end(source: Source, directory: int) -> FileCompleteness | int:
+    """The end of the farthest attachment (a thumbnail, a time stamp table) the directory lists."""
+    count = source.unpack_at(directory + _SEGMENT.size, "<i")
+    if count is None or not 0 <= count[0] <= MAX_ENTRIES:
+        return 0
+    raw = source.read_at(directory + _SEGMENT.size + 256, 128 * count[0])
+    if len(raw) < 128 * count[0]:
+        return ends_early("CZI attachment directory", directory + _SEGMENT.size + 256 + 128 * count[0], source.size)
+    positions = [struct.unpack_from("<q", raw, 128 * index + 12)[0] for index in range(count[0])]
+    if not positions:
+        return 0
+    return _segment_end(source, max(positions), "the last CZI attachment")
 
 
 def check_nd2(source: Source) -> FileCompleteness:
