@@ -38,12 +38,14 @@ class FakeClock:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **rule: object) -> None:
+        """*rule*: settings of the one watch rule (e.g. group_by)."""
         self.instrument = tmp_path / "instrument"
         self.instrument.mkdir()
         settle = {"quiet_seconds": QUIET, "dataset_idle_seconds": IDLE, "dataset_max_open_seconds": 3600}
         settle["truncated_grace_seconds"] = 0  # the tiny stand-in ".tif" files here are not real TIFFs
-        self.config = load_config(write_config(tmp_path, settle=settle))
+        watch = [{"path": str(self.instrument), "dataset": "{operator}/{session}", **rule}]
+        self.config = load_config(write_config(tmp_path, settle=settle, watch=watch))
         self.clock = FakeClock()
         self.archive = MemoryTransport("archive")
         self.engine = Engine(self.config, watch=False, transports=[self.archive], clock=self.clock)
