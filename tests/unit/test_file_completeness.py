@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -192,3 +193,96 @@ def test_a_name_alone_does_not_make_a_truncated_file(tmp_path: Path) -> None:
     assert check_file(tmp_path / "short.tif").state == "truncated"
     (tmp_path / ".zattrs").write_text("{}")
     assert check_file(tmp_path / ".zattrs").state == "whole"
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("layout", ["one strip per plane", "many strips", "tiles"])
+def test_multi_plane_tiffs_of_every_layout_are_checked_whole_and_cut(
+    tmp_path: Path, byteorder: Literal["<", ">"], bigtiff: bool, layout: str
+) -> None:
+    """Planes after the first are checked in bulk; every layout and byte order must still
+    be whole intact and truncated wherever a cut removes declared bytes."""
+    import numpy
+    import tifffile
+
+    path = tmp_path / "stack.tif"
+    options: dict[str, object] = {"rowsperstrip": 8} if layout == "many strips" else {}
+    if layout == "tiles":
+        options = {"tile": (16, 16)}
+    data = numpy.arange(40 * 64 * 48, dtype=numpy.uint16).reshape(40, 64, 48)
+    with tifffile.TiffWriter(path, bigtiff=bigtiff, byteorder=byteorder) as writer:
+        for plane in data:
+            writer.write(plane, contiguous=False, photometric="minisblack", **options)  # type: ignore[arg-type]
+    intact = check_file(path)
+    assert intact.state == "whole" and intact.declared == 40, intact
+    end = intact.extent_bytes or 0
+    original = path.read_bytes()
+    seeded = random.Random(f"{byteorder}{bigtiff}{layout}")  # noqa: S311 - a reproducible cut, not a secret
+    for length in (end - 1, end - 100, end // 2, *(seeded.randrange(8, end) for _ in range(5))):
+        path.write_bytes(original[:length])
+        assert check_file(path).state == "truncated", length
+
+
+def _ifds_first_tiff(path: Path, planes: int, strips: int, order: str) -> int:
+    """A classic TIFF whose IFDs all come first and whose pixel data follows (as some
+    writers lay files out): only the strips' offsets and byte counts declare the end.
+    Returns where the last strip ends."""
+    import struct
+
+    width, rows, strip_bytes = 16, 8 * strips, 16 * 8
+    entries = 8
+    ifd_size = 2 + entries * 12 + 4
+    arrays_at = 8 + planes * ifd_size  # out-of-line strip tables (when several strips)
+    data_at = arrays_at + (planes * strips * 8 if strips > 1 else 0)
+    out = bytearray(struct.pack(order + "2sHI", b"II" if order == "<" else b"MM", 42, 8))
+    tables = bytearray()
+    for plane in range(planes):
+        first_strip = data_at + plane * strips * strip_bytes
+        if strips == 1:
+            offsets_field, counts_field = (
+                (1, struct.pack(order + "I", first_strip)),
+                (1, struct.pack(order + "I", strip_bytes)),
+            )
+        else:
+            table_at = arrays_at + plane * strips * 8
+            tables += struct.pack(order + f"{strips}I", *(first_strip + index * strip_bytes for index in range(strips)))
+            tables += struct.pack(order + f"{strips}I", *([strip_bytes] * strips))
+            offsets_field = (strips, struct.pack(order + "I", table_at))
+            counts_field = (strips, struct.pack(order + "I", table_at + strips * 4))
+        fields = [
+            (256, 3, 1, struct.pack(order + "HH", width, 0)), (257, 3, 1, struct.pack(order + "HH", rows, 0)),
+            (258, 3, 1, struct.pack(order + "HH", 8, 0)), (259, 3, 1, struct.pack(order + "HH", 1, 0)),
+            (262, 3, 1, struct.pack(order + "HH", 1, 0)), (273, 4, *offsets_field),
+            (278, 3, 1, struct.pack(order + "HH", 8, 0)), (279, 4, *counts_field),
+        ]  # fmt: skip
+        if order == ">":  # a SHORT sits in the first two bytes of the field
+            fields = [
+                (tag, kind, count, value[:2] + b"\0\0" if kind == 3 else value) for tag, kind, count, value in fields
+            ]
+        out += struct.pack(order + "H", entries)
+        for tag, kind, count, value in fields:
+            out += struct.pack(order + "HHI", tag, kind, count) + value
+        next_ifd = 8 + (plane + 1) * ifd_size if plane + 1 < planes else 0
+        out += struct.pack(order + "I", next_ifd)
+    out += tables
+    out += bytes(planes * strips * strip_bytes)
+    path.write_bytes(bytes(out))
+    return len(out)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("strips", [1, 4])
+def test_a_tiff_with_its_ifds_first_is_cut_where_only_strips_declare_the_end(
+    tmp_path: Path, order: str, strips: int
+) -> None:
+    path = tmp_path / "ifds_first.tif"
+    end = _ifds_first_tiff(path, 300, strips, order)
+    intact = check_file(path)
+    assert intact.state == "whole" and intact.declared == 300, intact
+    original = path.read_bytes()
+    for length in (end - 1, end - 100, end - 128 * strips * 150):  # inside the last strip; half the planes
+        path.write_bytes(original[:length])
+        verdict = check_file(path)
+        assert verdict.state == "truncated", (length, verdict)
+        assert verdict.detail is not None and verdict.detail.startswith("image data ends")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy
 from lxml import etree
 
 from agent.extract.model import FileCompleteness
@@ -24,11 +26,14 @@ _INTEGER = {1: "B", 3: "H", 4: "I", 13: "I", 16: "Q", 18: "Q"}
 _DATA = {273: 279, 324: 325}  # StripOffsets -> StripByteCounts, TileOffsets -> TileByteCounts
 _IMAGE_DESCRIPTION, _SUBIFDS = 270, 330
 _WANTED = {*_DATA, *_DATA.values(), _SUBIFDS, _IMAGE_DESCRIPTION}
+_DATA_TAGS = [*_DATA, *_DATA.values()]
+_SIZES = numpy.array([_TYPE_SIZES.get(kind, 0) for kind in range(19)] + [0], dtype=numpy.uint64)
 _LAYOUTS = {
     (order, big): struct.Struct(order + ("HHQ8s" if big else "HHI4s")) for order in "<>" for big in (False, True)
 }
 MAX_IFDS = 1_000_000
 IFD_READ_BYTES = 512
+BULK_IFDS = 4096
 MAX_ENTRIES = 4096
 MAX_DESCRIPTION_BYTES = 64 << 20
 _MM_INDEX_HEADER, _MM_INDEX_MAP = 54773648, 3453623
@@ -79,36 +84,107 @@ def check_tiff(source: Source, file_name: str) -> FileCompleteness:
 
 
 def _chain(source: Source, walk: _Walk, offset: int, *, top: bool) -> int | None:
-    """Walk one IFD chain; returns the offset of an IFD beyond the end of the file, if any."""
-    while offset:
-        if offset in walk.seen:
-            return None  # a loop: readers stop here, and so do we
-        walk.seen.add(offset)
-        if len(walk.seen) > MAX_IFDS:
-            raise _Corrupt("too many IFDs")
-        entry_size, count_size, pointer = (20, 8, "Q") if walk.big else (12, 2, "I")
-        block = source.read_at(offset, IFD_READ_BYTES)  # most IFDs fit: one read for count, entries and link
-        if len(block) < count_size:
-            return offset
-        entries = int(struct.unpack_from(walk.order + ("Q" if walk.big else "H"), block)[0])
-        if entries > MAX_ENTRIES:
-            raise _Corrupt(f"an IFD with {entries} entries")
-        needed = entries * entry_size + (8 if walk.big else 4)
-        raw = block[count_size : count_size + needed]
-        if len(raw) < needed and len(block) == IFD_READ_BYTES:
-            raw = source.read_at(offset + count_size, needed)
-        if len(raw) < needed:
-            return offset
-        _past(walk, "an IFD", offset + count_size + len(raw), source.size)
-        if top:
-            walk.ifds += 1
-        sub_ifds = _entries(source, walk, raw, entries, entry_size, first=top and walk.ifds == 1)
-        for sub in sub_ifds:
-            beyond = _chain(source, walk, sub, top=False)
-            if beyond is not None:
-                _past(walk, "a SubIFD", beyond + 2)
-        offset = struct.unpack_from(walk.order + pointer, raw, entries * entry_size)[0]
-    return None
+    """Walk one IFD chain; returns the offset of an IFD beyond the end of the file, if any.
+
+    The first IFD is read entry by entry (its description and first strip matter); the
+    others are gathered and checked in bulk (``_bulk``), which keeps the walk of a file with
+    thousands of planes within a few microseconds per IFD."""
+    pending: list[bytes] = []
+    try:
+        while offset:
+            if offset in walk.seen:
+                return None  # a loop: readers stop here, and so do we
+            walk.seen.add(offset)
+            if len(walk.seen) > MAX_IFDS:
+                raise _Corrupt("too many IFDs")
+            entry_size, count_size, pointer = (20, 8, "Q") if walk.big else (12, 2, "I")
+            block = source.read_at(offset, IFD_READ_BYTES)  # most IFDs fit: one read for count, entries, link
+            if len(block) < count_size:
+                return offset
+            entries = int(struct.unpack_from(walk.order + ("Q" if walk.big else "H"), block)[0])
+            if entries > MAX_ENTRIES:
+                raise _Corrupt(f"an IFD with {entries} entries")
+            needed = entries * entry_size + (8 if walk.big else 4)
+            raw = block[count_size : count_size + needed]
+            if len(raw) < needed and len(block) == IFD_READ_BYTES:
+                raw = source.read_at(offset + count_size, needed)
+            if len(raw) < needed:
+                return offset
+            _past(walk, "an IFD", offset + count_size + len(raw), source.size)
+            if top:
+                walk.ifds += 1
+            if top and walk.ifds == 1:
+                _sub_chains(source, walk, _entries(source, walk, raw, entries, entry_size, first=True))
+            else:
+                pending.append(raw[: entries * entry_size])
+                if len(pending) >= BULK_IFDS:
+                    _sub_chains(source, walk, _bulk(source, walk, pending))
+                    pending = []
+            offset = struct.unpack_from(walk.order + pointer, raw, entries * entry_size)[0]
+        return None
+    finally:
+        if pending:
+            _sub_chains(source, walk, _bulk(source, walk, pending))
+
+
+def _sub_chains(source: Source, walk: _Walk, offsets: list[int]) -> None:
+    for sub in offsets:
+        beyond = _chain(source, walk, sub, top=False)
+        if beyond is not None:
+            _past(walk, "a SubIFD", beyond + 2)
+
+
+def _bulk(source: Source, walk: _Walk, raws: list[bytes]) -> list[int]:
+    """Check many IFDs' entries at once: every out-of-line value and every single strip or
+    tile must end inside the file. IFDs with several strips or tiles, or with SubIFDs, go
+    entry by entry (``_entries``). Returns the SubIFD offsets found."""
+    integer = walk.order + ("u8" if walk.big else "u4")
+    layout = numpy.dtype([("tag", walk.order + "u2"), ("kind", walk.order + "u2"), ("count", integer),
+                          ("value", integer)])  # fmt: skip
+    table = numpy.frombuffer(b"".join(raws), dtype=layout)
+    owner = numpy.repeat(numpy.arange(len(raws)), [len(raw) // layout.itemsize for raw in raws])
+    tags, kinds = table["tag"], table["kind"]
+    counts = table["count"].astype(numpy.uint64)
+    nbytes = _SIZES[numpy.minimum(kinds, len(_SIZES) - 1)] * counts
+    inline = 8 if walk.big else 4
+    outside = nbytes > inline
+    if outside.any():
+        ends = table["value"][outside].astype(numpy.uint64) + nbytes[outside]
+        farthest = int(ends.argmax())
+        _past(walk, f"tag {int(tags[outside][farthest])}'s values", int(ends[farthest]), source.size)
+    data = numpy.isin(tags, _DATA_TAGS)
+    one_by_one = numpy.unique(owner[(data & (counts != 1)) | (tags == _SUBIFDS)])
+    sub_ifds: list[int] = []
+    for index in one_by_one.tolist():
+        raw = raws[index]
+        sub_ifds += _entries(source, walk, raw, len(raw) // layout.itemsize, layout.itemsize, first=False)
+    simple = ~numpy.isin(owner, one_by_one) & data & (counts == 1)
+    values = _inline_values(table["value"], kinds, walk)
+    for offsets_tag, counts_tag in _DATA.items():
+        starts = simple & (tags == offsets_tag)
+        lengths = simple & (tags == counts_tag)
+        both, at_start, at_length = numpy.intersect1d(owner[starts], owner[lengths], return_indices=True)
+        if both.size:
+            ends = values[starts][at_start] + values[lengths][at_length]
+            ends = ends[(values[starts][at_start] > 0) & (values[lengths][at_length] > 0)]
+            if ends.size:
+                _past(walk, "image data", int(ends.max()), source.size)
+    return sub_ifds
+
+
+def _inline_values(stored: Any, kinds: Any, walk: _Walk) -> Any:
+    """A SHORT or LONG stored in the value field of its entry, as a number."""
+    field_bits = 64 if walk.big else 32
+    values = stored.astype(numpy.uint64)
+    for kind, bits in ((3, 16), (4, 32), (13, 32)):
+        if bits >= field_bits:
+            continue
+        chosen = kinds == kind
+        if walk.order == "<":
+            values[chosen] &= numpy.uint64((1 << bits) - 1)
+        else:
+            values[chosen] >>= numpy.uint64(field_bits - bits)
+    return values
 
 
 def _entries(source: Source, walk: _Walk, raw: bytes, count: int, entry_size: int, *, first: bool) -> list[int]:
