@@ -13,6 +13,7 @@ still being written as a gap, for a later revision to hold.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class DatasetCloser:
         self._gaps = gaps
         self._settle = settle or timers.settle
         self.waiting: dict[int, str] = {}  # open dataset -> what its declarations still wait for
+        self._hashed: set[int] = set()  # noted by the hash worker, asked on the engine thread
+        self._hashed_lock = threading.Lock()
 
     def close_due(self) -> bool:
         """Close every dataset whose timers are due and that is not busy; True if any closed."""
@@ -56,10 +59,17 @@ class DatasetCloser:
             self.close(decision.dataset_id, decision.reason, forced=decision.forced, decided_by=decision.decided_by)
         return bool(decisions)
 
-    def close_declared(self, dataset_ids: set[int]) -> bool:
-        """Close those of these datasets whose files declare everything present, settled and
-        whole (a marker, when configured, keeps priority); True if any closed."""
-        if not self._settle.close_on_declared or self._settle.marker is not None:
+    def note_hashed(self, dataset_ids: set[int]) -> None:
+        """Files of these datasets were hashed (any thread): ask them at the next close_declared."""
+        with self._hashed_lock:
+            self._hashed |= dataset_ids
+
+    def close_declared(self) -> bool:
+        """Close the datasets noted as hashed whose files declare everything present, settled
+        and whole (a marker, when configured, keeps priority); True if any closed."""
+        with self._hashed_lock:
+            dataset_ids, self._hashed = self._hashed, set()
+        if not dataset_ids or not self._settle.close_on_declared or self._settle.marker is not None:
             return False
         closed = False
         for dataset_id in sorted(dataset_ids):
@@ -68,13 +78,15 @@ class DatasetCloser:
             root = self._roots.get(self._journal.dataset(dataset_id).root)
             if root is not None and root.rule.group_by == "dicom-study":
                 continue  # a study does not declare its series: the idle timer decides
+            if self._settling_or_unhashed(dataset_id):
+                # Asked again when those are hashed: reading every member's metadata at each
+                # batch of a large dataset would cost more than it tells.
+                self.waiting.setdefault(dataset_id, "waiting for members still settling or being hashed")
+                continue
             declared = self.declared(dataset_id)
             waiting = declared.waiting()
             if waiting is not None or not declared.complete:
                 self.waiting[dataset_id] = waiting or "not every file declares its acquisition; idle timer decides"
-                continue
-            if self.busy(dataset_id):
-                self.waiting[dataset_id] = "waiting for members still settling or being hashed"
                 continue
             self._timers.forget(dataset_id)
             self.close(dataset_id, "declared complete", decided_by="declared", declared=declared)
@@ -113,12 +125,11 @@ class DatasetCloser:
 
     def busy(self, dataset_id: int) -> bool:
         """Not complete yet: a member is settling or unhashed, or a fileset member is missing."""
+        return self._settling_or_unhashed(dataset_id) or bool(self._missing_fileset_members(dataset_id))
+
+    def _settling_or_unhashed(self, dataset_id: int) -> bool:
         dataset = self._journal.dataset(dataset_id)
-        if self.pending_in(dataset.root, dataset.dataset_key):
-            return True
-        if self._journal.has_unhashed_files(dataset_id):
-            return True
-        return bool(self._missing_fileset_members(dataset_id))
+        return bool(self.pending_in(dataset.root, dataset.dataset_key)) or self._journal.has_unhashed_files(dataset_id)
 
     def _missing_fileset_members(self, dataset_id: int) -> list[str]:
         metadata = self._journal.file_metadata(dataset_id)

@@ -24,6 +24,7 @@ from agent.destinations import build_transports
 from agent.destinations.base import DestinationTransport
 from agent.engine.closing import DatasetCloser
 from agent.engine.commands import CommandHandler
+from agent.engine.completion import candidate_wholeness, completion_facts
 from agent.engine.discovery import Discovery
 from agent.engine.gaps import Gaps
 from agent.engine.hash_worker import HashWorker
@@ -32,8 +33,6 @@ from agent.engine.services import RateMeter, start_control, start_metrics
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
 from agent.errors import JournalWriteError
-from agent.extract.model import FileCompleteness
-from agent.extract.whole import check_file
 from agent.journal.lock import StateDirLock
 from agent.journal.store import FileRecord, FileState, Journal, SettledFile
 from agent.observe.metrics_server import MetricsServer
@@ -44,17 +43,6 @@ from agent.secrets.redact import redact
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
-MAX_SHOWN = 50  # open datasets and incomplete files whose reasons status shows
-
-
-def candidate_wholeness(candidate: Candidate) -> FileCompleteness:
-    """Is this quiet file whole? A file that cannot be read now is not held back for it."""
-    try:
-        return check_file(candidate.path)
-    except OSError:
-        return FileCompleteness(state="unknown", detail="unreadable for the structure check")
-
-
 WATCHER_CHECK_SECONDS = 5.0
 
 
@@ -105,8 +93,6 @@ class Engine:
             clock=clock,
         )
         self._closer = DatasetCloser(self._journal, self._roots, self._tracker, self._timers, self._gaps, config.settle)
-        self._hashed_datasets: set[int] = set()  # filled by the hash worker, drained by the engine thread
-        self._hashed_lock = threading.Lock()
         self._published_settling = -1
         self._troubles = 0
         self._next_heartbeat = 0.0
@@ -155,8 +141,7 @@ class Engine:
 
     def _hashed(self, dataset_ids: set[int]) -> None:
         """Files were hashed: their datasets may now be complete by declaration."""
-        with self._hashed_lock:
-            self._hashed_datasets |= dataset_ids
+        self._closer.note_hashed(dataset_ids)
         self._wake_transfers()
         self._discovery.inbox.wake()
 
@@ -181,7 +166,7 @@ class Engine:
         )
         for dataset_id in self._journal.open_dataset_ids():
             self._timers.track(dataset_id)
-            self._hashed_datasets.add(dataset_id)  # complete by declaration before a restart?
+            self._closer.note_hashed({dataset_id})  # complete by declaration before a restart?
         if self._use_watchers:
             self._discovery.start_watchers()
         self._hash_worker.start()
@@ -261,9 +246,7 @@ class Engine:
             # file settling that is already hashed, or none while one is.
             self._published_settling = len(self._tracker)
             self._journal.set_facts({"settling": str(self._published_settling)})
-        with self._hashed_lock:
-            hashed, self._hashed_datasets = self._hashed_datasets, set()
-        closed = self._closer.close_declared(hashed) if hashed else False
+        closed = self._closer.close_declared()
         if self._closer.close_due() or closed:
             self._wake_transfers()
 
@@ -287,18 +270,7 @@ class Engine:
         """What the status report needs that the journal's tables do not hold."""
         facts = {"heartbeat_at": str(time.time()), "settling": str(len(self._tracker)), **self.guard.facts()}
         facts["workers"] = json.dumps(self.worker_facts())
-        facts["open_reasons"] = json.dumps(self.open_reasons())
-        facts["incomplete_files"] = json.dumps(
-            [
-                {
-                    "path": f"{candidate.root}/{candidate.rel_path}",
-                    "detail": redact(candidate.incomplete.detail or "truncated"),
-                    "waiting_seconds": round(now - candidate.incomplete_since, 1),
-                }
-                for candidate in self._tracker.incomplete()[:MAX_SHOWN]
-                if candidate.incomplete is not None and candidate.incomplete_since is not None
-            ]
-        )
+        facts |= completion_facts(self._journal, self._tracker, self._timers, self._closer, now)
         for worker in self._transfer_workers:
             name = worker.transport.name
             facts[f"hold.{name}"] = worker.hold_reason() or ""
@@ -308,17 +280,6 @@ class Engine:
             facts[f"rate.{name}"] = f"{rate:.0f}" if worker.live else "0"
             facts[f"retrying.{name}"] = redact(worker.retrying or "")
         return facts
-
-    def open_reasons(self) -> dict[str, str]:
-        """Why each open dataset is still open, by dataset id (status)."""
-        reasons: dict[str, str] = {}
-        for dataset_id in self._journal.open_dataset_ids()[:MAX_SHOWN]:
-            timer = self._timers.open_reason(dataset_id)
-            declared = self._closer.waiting.get(dataset_id)
-            parts = [part for part in (declared, timer) if part]
-            if parts:
-                reasons[str(dataset_id)] = "; ".join(parts)
-        return reasons
 
     @property
     def settling(self) -> int:
