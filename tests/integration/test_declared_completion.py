@@ -15,6 +15,7 @@ from typing import Any
 
 import bagit
 import pydicom
+import pytest
 
 from tests.helpers import DATA, harvest_command, stays_false, subprocess_env, wait_for, write_config
 from tests.integration.conftest import Daemon, bag_committed, copy_sample, wait_for_revision
@@ -40,13 +41,18 @@ def _write_series(session: Path, images: int, *, declared: int) -> None:
         dataset.save_as(session / f"slice{index:03d}.dcm")
 
 
+def _long_idle_daemon(tmp_path: Path, factory: DaemonFactory) -> Daemon:
+    """A running daemon whose datasets cannot close on idle within a test (300 s)."""
+    _folders(tmp_path)
+    daemon = factory(write_config(tmp_path, settle={"quiet_seconds": 0.5, "dataset_idle_seconds": LONG_IDLE})).start()
+    wait_for(daemon.running, what="agent running", timeout=20)
+    return daemon
+
+
 def test_a_declared_dicom_acquisition_is_committed_without_waiting_for_idle(
     tmp_path: Path, daemon_factory: DaemonFactory
 ) -> None:
-    settle = {"quiet_seconds": 0.5, "dataset_idle_seconds": LONG_IDLE}
-    _folders(tmp_path)
-    daemon = daemon_factory(write_config(tmp_path, settle=settle)).start()
-    wait_for(daemon.running, what="agent running", timeout=20)
+    daemon = _long_idle_daemon(tmp_path, daemon_factory)
     session = tmp_path / "instrument" / "carol" / "ct1"
     _write_series(session, 7, declared=8)
     bag = tmp_path / "archive/TEST-SCOPE-01/carol/ct1"
@@ -73,10 +79,7 @@ def test_a_declared_dicom_acquisition_is_committed_without_waiting_for_idle(
 def test_an_ome_fileset_is_committed_as_soon_as_its_last_member_is_whole(
     tmp_path: Path, daemon_factory: DaemonFactory
 ) -> None:
-    settle = {"quiet_seconds": 0.5, "dataset_idle_seconds": LONG_IDLE}
-    _folders(tmp_path)
-    daemon = daemon_factory(write_config(tmp_path, settle=settle)).start()
-    wait_for(daemon.running, what="agent running", timeout=20)
+    daemon = _long_idle_daemon(tmp_path, daemon_factory)
     copy_sample("ome-tiff/multifile-master", tmp_path / "instrument" / "dave")
     sidecar = wait_for_revision(tmp_path / "archive/TEST-SCOPE-01/dave/multifile-master", 1, timeout=60)
     assert sidecar["completeness"]["decided_by"] == "declared"
@@ -89,6 +92,13 @@ def _truncated_config(tmp_path: Path, malformed: str, grace: float) -> Path:
     settle = {"quiet_seconds": 0.5, "dataset_idle_seconds": 1.0, "truncated_grace_seconds": grace}
     watch = [{"path": str(tmp_path / "instrument"), "dataset": "{operator}/{session}", "malformed": malformed}]
     return write_config(tmp_path, settle=settle, watch=watch)
+
+
+def _started(tmp_path: Path, factory: DaemonFactory, malformed: str, session: str) -> tuple[Daemon, Path]:
+    """A daemon whose truncated files wait 1 s, then follow *malformed*; and its session folder."""
+    daemon = factory(_truncated_config(tmp_path, malformed, 1.0)).start()
+    wait_for(daemon.running, what="agent running", timeout=20)
+    return daemon, tmp_path / "instrument" / session
 
 
 def _incomplete(daemon: Daemon) -> list[dict[str, Any]]:
@@ -118,40 +128,33 @@ def test_a_truncated_file_waits_visibly_and_settles_once_it_is_whole(
     assert daemon.stop() == 0
 
 
-def test_after_its_grace_a_truncated_file_is_quarantined_and_listed_missing(
-    tmp_path: Path, daemon_factory: DaemonFactory
+@pytest.mark.parametrize("policy", ["quarantine", "harvest"])
+def test_after_its_grace_a_truncated_file_follows_the_malformed_policy_never_complete(
+    tmp_path: Path, daemon_factory: DaemonFactory, policy: str
 ) -> None:
-    daemon = daemon_factory(_truncated_config(tmp_path, "quarantine", 1.0)).start()
-    wait_for(daemon.running, what="agent running", timeout=20)
-    session = tmp_path / "instrument" / "frank" / "mr2"
+    """quarantine: kept on the instrument and listed missing; harvest: shipped, with its
+    verdict, a warning and the dataset shown incomplete. Never ``complete: true``."""
+    daemon, session = _started(tmp_path, daemon_factory, policy, "frank/mr2")
     copy_sample("dicom/single/CT_small.dcm", session)
     copy_sample("malformed/dicom/MR_truncated.dcm", session)
-    sidecar = wait_for_revision(tmp_path / "archive/TEST-SCOPE-01/frank/mr2", 1, timeout=60)
-    assert sidecar["dataset"]["complete"] is False
-    assert [item["source_path"] for item in sidecar["files"]] == ["frank/mr2/CT_small.dcm"]
-    (missing,) = sidecar["missing"]
-    assert missing["source_path"] == "frank/mr2/MR_truncated.dcm"
-    assert "truncated: pixel data ends 62 bytes early" in missing["reason"]
-    assert (session / "MR_truncated.dcm").exists()  # kept on the instrument
-    assert daemon.stop() == 0
-
-
-def test_after_its_grace_a_truncated_file_is_shipped_as_incomplete_if_the_rule_says_harvest(
-    tmp_path: Path, daemon_factory: DaemonFactory
-) -> None:
-    daemon = daemon_factory(_truncated_config(tmp_path, "harvest", 1.0)).start()
-    wait_for(daemon.running, what="agent running", timeout=20)
-    session = tmp_path / "instrument" / "gina" / "mr3"
-    copy_sample("malformed/dicom/MR_truncated.dcm", session)
-    bag = tmp_path / "archive/TEST-SCOPE-01/gina/mr3"
+    bag = tmp_path / "archive/TEST-SCOPE-01/frank/mr2"
     sidecar = wait_for_revision(bag, 1, timeout=60)
     assert sidecar["dataset"]["complete"] is False
-    assert sidecar["completeness"]["truncated"] == [
-        {"path": "data/MR_truncated.dcm", "detail": "pixel data ends 62 bytes early"}
-    ]
-    (entry,) = sidecar["files"]
-    assert entry["metadata"]["completeness"]["state"] == "truncated"
-    assert any("truncated file(s) shipped as they are" in warning for warning in sidecar["warnings"])
+    shipped = [item["source_path"] for item in sidecar["files"]]
+    if policy == "quarantine":
+        assert shipped == ["frank/mr2/CT_small.dcm"]
+        (missing,) = sidecar["missing"]
+        assert missing["source_path"] == "frank/mr2/MR_truncated.dcm"
+        assert "truncated: pixel data ends 62 bytes early" in missing["reason"]
+        assert (session / "MR_truncated.dcm").exists()  # kept on the instrument
+    else:
+        assert shipped == ["frank/mr2/CT_small.dcm", "frank/mr2/MR_truncated.dcm"]
+        assert sidecar["completeness"]["truncated"] == [
+            {"path": "data/MR_truncated.dcm", "detail": "pixel data ends 62 bytes early"}
+        ]
+        entry = next(item for item in sidecar["files"] if item["path"] == "data/MR_truncated.dcm")
+        assert entry["metadata"]["completeness"]["state"] == "truncated"
+        assert any("truncated file(s) shipped as they are" in warning for warning in sidecar["warnings"])
     bagit.Bag(str(bag)).validate()
     report = daemon.status()
     assert report["datasets"][0]["state"] == "incomplete"
