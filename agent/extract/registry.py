@@ -123,7 +123,7 @@ def with_completeness(path: Path, metadata: FileMetadata) -> FileMetadata:
         metadata.warnings.append(f"truncated: {verdict.detail}")
     if verdict.unit == "IFDs" and verdict.found is not None:
         # A TIFF's planes: counted by the check's walk of the IFD chain (tifffile would build a
-        # page object per IFD: 7.6 s for 10,000 IFDs, against 70 ms for the walk).
+        # page object per IFD: 7.6 s for 10,000 IFDs, against about 22 ms for the walk).
         if metadata.plane_count is None:
             metadata.plane_count = verdict.found
         if metadata.format == "eer" and metadata.electron is not None and metadata.electron.frames is None:

@@ -173,3 +173,12 @@ def test_a_paravision_scan_is_complete_once_its_reconstruction_is_there(tmp_path
     (scan / "pdata" / "1" / "2dseq").unlink()
     partial = evaluate(_files(tmp_path), expected_files)
     assert partial.waiting() == "waiting for 1 of 4 files (ParaVision scan)"
+
+
+def test_a_companion_ome_xml_declares_its_binary_only_tiffs(tmp_path: Path) -> None:
+    shutil.copytree(DATA / "ome-tiff/multifile-companion", tmp_path / "run")
+    assert evaluate(_files(tmp_path / "run"), expected_files).complete
+    (tmp_path / "run" / "multifile-Z5.ome.tiff").unlink()
+    partial = evaluate(_files(tmp_path / "run"), expected_files)
+    assert not partial.complete
+    assert (partial.waiting() or "").startswith("waiting for 1 of ")
