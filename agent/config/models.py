@@ -100,8 +100,13 @@ class WatchRule(StrictModel):
     follow_symlinks: bool = Field(default=False, description="follow symbolic links (only to targets inside this root)")
     malformed: Literal["harvest", "quarantine"] = Field(
         default="harvest",
-        description="a file whose format parser rejects it is harvested with a warning, or quarantined:"
-        " kept on the instrument and listed as missing in its dataset",
+        description="a file whose format parser rejects it, or that is still truncated after its grace, is"
+        " harvested with a warning (never as complete), or quarantined: kept on the instrument and listed"
+        " as missing in its dataset",
+    )
+    truncated_grace_seconds: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="this root's own settle.truncated_grace_seconds (e.g. longer for a slow tiled scanner)",
     )
     group_by: Literal["folder", "dicom-series", "dicom-study"] = Field(
         default="folder",

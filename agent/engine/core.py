@@ -77,7 +77,7 @@ class Engine:
             wholeness=candidate_wholeness,
             # A one-shot scan takes files as they are: a truncated one goes to its rule's
             # malformed policy at once, and a later scan sees its whole version as new.
-            grace=lambda root: 0.0 if oneshot else config.settle.truncated_grace_seconds,
+            grace=lambda root: 0.0 if oneshot else self._roots.truncated_grace(root, config.settle),
         )
         self._timers = DatasetTimers(config.settle, clock=clock)
         self._journal = Journal(config.state_dir)

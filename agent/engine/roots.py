@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.config.models import AgentConfig, WatchRule
+from agent.config.models import AgentConfig, Settle, WatchRule
 from agent.pipeline.filters import PathFilter
 
 
@@ -70,6 +70,12 @@ class Roots:
     def name(self, key: str) -> str | None:
         root = self._by_key.get(key)
         return None if root is None else root.name
+
+    def truncated_grace(self, key: str, settle: Settle) -> float:
+        """How long a truncated file of this root waits: its rule's own grace, else the global one."""
+        root = self._by_key.get(key)
+        own = None if root is None else root.rule.truncated_grace_seconds
+        return settle.truncated_grace_seconds if own is None else own
 
     def destinations_by_key(self) -> dict[str, list[str]]:
         return {key: list(root.destinations) for key, root in self._by_key.items()}

@@ -64,3 +64,21 @@ def test_a_study_does_not_declare_its_series_so_the_idle_time_decides(tmp_path: 
         assert completeness is not None and completeness["decided_by"] == "idle"
     finally:
         harness.close()
+
+
+def test_a_rule_may_give_its_truncated_files_a_grace_of_its_own(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, truncated_grace_seconds=3600)  # the harness's global grace is 0
+    try:
+        source = DATA / "dicom/single/CT_small.dcm"
+        (harness.instrument / "alice/s1").mkdir(parents=True)
+        (harness.instrument / "alice/s1/cut.dcm").write_bytes(source.read_bytes()[:-500])
+        harness.engine.rescan([harness.instrument])
+        for _ in range(20):
+            harness.engine.step()
+            harness.clock.advance(5.0)
+        assert harness.engine.settling == 1  # waiting as incomplete, not settled
+        harness.clock.advance(3600)
+        harness.engine.step()
+        assert harness.engine.settling == 0
+    finally:
+        harness.close()
