@@ -148,9 +148,9 @@ class DatasetCloser:
         decided_by: str = "idle",
         declared: Declared | None = None,
     ) -> None:
-        missing = self._missing_fileset_members(dataset_id)
         dataset = self._journal.dataset(dataset_id)
         declared = declared or self.declared(dataset_id)
+        missing = declared.missing
         self.waiting.pop(dataset_id, None)
         if declared.truncated:
             shown = ", ".join(declared.truncated[:5]) + (" ..." if len(declared.truncated) > 5 else "")

@@ -4,15 +4,18 @@ shows about it (files that stopped changing but are not whole, why open datasets
 from __future__ import annotations
 
 import json
+import logging
 
 from agent.engine.closing import DatasetCloser
 from agent.extract.model import FileCompleteness
 from agent.extract.whole import check_file
 from agent.journal.store import Journal
+from agent.package.names import display
 from agent.pipeline.datasets import DatasetTimers
 from agent.pipeline.settle import Candidate, SettleTracker
 from agent.secrets.redact import redact
 
+logger = logging.getLogger(__name__)
 MAX_SHOWN = 50  # open datasets and incomplete files whose reasons status shows
 
 
@@ -22,6 +25,9 @@ def candidate_wholeness(candidate: Candidate) -> FileCompleteness:
         return check_file(candidate.path)
     except OSError:
         return FileCompleteness(state="unknown", detail="unreadable for the structure check")
+    except Exception:  # a bug in a check must cost this file its verdict, never stall the engine thread
+        logger.exception("%s: structure check failed", display(str(candidate.path)))
+        return FileCompleteness(state="unknown", detail="structure check failed")
 
 
 def completion_facts(

@@ -15,7 +15,6 @@ close, never make one early.
 
 from __future__ import annotations
 
-import posixpath
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 from agent.config.models import Settle, WatchRule
 from agent.extract.bundles import unit_folder_index
 from agent.extract.dicom import grouping_attributes
+from agent.pipeline.declared import fileset_wanted
 from agent.rules.templates import TemplateMatch
 
 
@@ -147,7 +147,5 @@ def missing_fileset_members(files: Iterable[tuple[str, dict[str, Any] | None]]) 
     wanted: set[str] = set()
     for path_in_dataset, metadata in files:
         present.add(path_in_dataset)
-        folder = posixpath.dirname(path_in_dataset)
-        for name in (metadata or {}).get("fileset") or []:
-            wanted.add(posixpath.normpath(posixpath.join(folder, name)))
+        wanted |= fileset_wanted(path_in_dataset, metadata)
     return sorted(wanted - present)

@@ -53,6 +53,7 @@ class Declared:
     counts: list[Count] = field(default_factory=list)
     undeclared: list[str] = field(default_factory=list)  # files no declaration covers
     truncated: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # fileset members named but not in the dataset
 
     @property
     def complete(self) -> bool:
@@ -78,11 +79,12 @@ def evaluate(files: Iterable[DeclaredFile], expected_files: ExpectedFiles) -> De
     covered: set[str] = set()
     counts: list[Count] = []
     truncated = sorted(item.path for item in files if _state(item.metadata) == "truncated")
-    counts += _filesets(files, present, covered)
+    filesets, missing = _filesets(files, present, covered)
+    counts += filesets
     counts += _acquisitions(files, covered)
     counts += _units(files, present, covered, expected_files)
     undeclared = sorted(present - covered)
-    return Declared(counts, undeclared, truncated)
+    return Declared(counts, undeclared, truncated, missing)
 
 
 def _state(metadata: dict[str, Any] | None) -> str | None:
@@ -90,20 +92,26 @@ def _state(metadata: dict[str, Any] | None) -> str | None:
     return completeness.get("state") if isinstance(completeness, dict) else None
 
 
-def _filesets(files: list[DeclaredFile], present: set[str], covered: set[str]) -> list[Count]:
+def fileset_wanted(path: str, metadata: dict[str, Any] | None) -> frozenset[str]:
+    """The files (paths in the dataset) that a file's OME metadata names as its fileset."""
+    folder = posixpath.dirname(path)
+    return frozenset(posixpath.normpath(posixpath.join(folder, name)) for name in (metadata or {}).get("fileset") or [])
+
+
+def _filesets(files: list[DeclaredFile], present: set[str], covered: set[str]) -> tuple[list[Count], list[str]]:
+    """One count per OME fileset, and the members named but missing."""
     sets: dict[frozenset[str], None] = {}
     for item in files:
-        names = (item.metadata or {}).get("fileset") or []
-        if not names:
+        wanted = fileset_wanted(item.path, item.metadata)
+        if not wanted:
             continue
-        folder = posixpath.dirname(item.path)
-        wanted = frozenset(posixpath.normpath(posixpath.join(folder, name)) for name in names)
         covered.add(item.path)
         covered.update(wanted & present)
         sets.setdefault(wanted, None)
     # A BinaryOnly member names itself and its metadata file; the full set names everyone.
     largest = [wanted for wanted in sets if not any(wanted < other for other in sets)]
-    return [Count("ome-fileset", len(wanted), len(wanted & present), "files") for wanted in largest]
+    missing = sorted(frozenset().union(*sets) - present)
+    return [Count("ome-fileset", len(wanted), len(wanted & present), "files") for wanted in largest], missing
 
 
 def _acquisitions(files: list[DeclaredFile], covered: set[str]) -> list[Count]:

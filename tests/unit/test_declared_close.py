@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pydicom
+import pytest
 
 from agent.extract import extract_metadata
 from agent.extract.model import FileCompleteness
@@ -182,3 +183,17 @@ def test_a_companion_ome_xml_declares_its_binary_only_tiffs(tmp_path: Path) -> N
     partial = evaluate(_files(tmp_path / "run"), expected_files)
     assert not partial.complete
     assert (partial.waiting() or "").startswith("waiting for 1 of ")
+
+
+def test_a_failing_structure_check_never_holds_a_file_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.engine import completion
+
+    def broken(path: Path) -> FileCompleteness:
+        raise RuntimeError("a bug in a check")
+
+    monkeypatch.setattr(completion, "check_file", broken)
+    path = tmp_path / "a.tif"
+    path.write_bytes(b"II*\x00")
+    candidate = Candidate("root", "a.tif", path, identity_of(path.stat()), 0.0, 0.0)
+    verdict = completion.candidate_wholeness(candidate)
+    assert verdict.state == "unknown" and verdict.detail == "structure check failed"

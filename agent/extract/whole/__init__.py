@@ -10,6 +10,7 @@ a cut). Checks read headers and offset tables only: never pixel data.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,7 +130,16 @@ def check_file(path: Path) -> FileCompleteness:
             return unknown()
         try:
             return check(source)
-        except (ValueError, IndexError, KeyError, TypeError, OverflowError, MemoryError, EOFError) as error:
+        except (
+            ValueError,
+            IndexError,
+            KeyError,
+            TypeError,
+            OverflowError,
+            MemoryError,
+            EOFError,
+            struct.error,
+        ) as error:
             logger.debug("%s: structure check gave up: %s", path, error)
             return unknown("structure unreadable")
 
