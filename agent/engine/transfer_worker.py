@@ -89,6 +89,7 @@ class TransferWorker(Worker):
         self._max_transfers = settings.max_transfers
         self.operator_paused = operator_paused
         self.bytes_sent = 0  # since start, for the rate shown in status
+        self._commit_generation: int | None = None  # journal change generation of the last commit pass
         self.live: dict[int, int] = {}  # file id -> bytes sent so far, for files in flight
         self.paused_reason: str | None = None
         self.gave_up = False
@@ -366,6 +367,12 @@ class TransferWorker(Worker):
     # ----- commit --------------------------------------------------------------------
 
     def _commit_ready(self, journal: Journal) -> bool:
+        # The readiness query looks at every closed dataset; it runs only when the journal's
+        # change generation moved since the last complete pass (read first: a change during
+        # the pass moves it again). A pass that raised leaves it unset: tried again.
+        generation = journal.change_generation()
+        if generation == self._commit_generation:
+            return False
         ready = journal.datasets_ready_to_commit(self.transport.name)
         for dataset_id in ready:
             self.last_progress = time.monotonic()
@@ -381,4 +388,5 @@ class TransferWorker(Worker):
                 "committed %s revision %d to %s (%d files, %d missing)",
                 dataset.dataset_key, dataset.revision, self.transport.name, built.files, built.missing,
             )  # fmt: skip
+        self._commit_generation = generation
         return bool(ready)

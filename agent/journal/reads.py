@@ -7,6 +7,7 @@ are ``report_reads``). Joins used in more than one place are the views in ``sche
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from agent.journal.connection import JournalConnection
@@ -21,6 +22,8 @@ from agent.journal.records import (
 )
 from agent.journal.schema import DatasetState, DeliveryState, FileState
 
+LOOKUP_BATCH = 500  # bound parameters per query (SQLite allows 32,766 since 3.32; older builds 999)
+
 
 class JournalReads(JournalConnection):
     """Reads the pipeline stages make; every one a named method with a typed result."""
@@ -33,6 +36,32 @@ class JournalReads(JournalConnection):
         if row is None:
             return None
         return FileIdentity(*row[:4]), FileState(row[4])
+
+    def known_identities(self, root: str, rel_paths: Sequence[str]) -> dict[str, tuple[int, int, int, int, str]]:
+        """What ``known_identity`` says, for many files at once (a reconcile scan's batch) and as
+        plain tuples (dev, ino, size, mtime_ns, state): one query per ``LOOKUP_BATCH`` paths.
+        (Names that are not UTF-8 come back as the same ``str``, as from every read.)"""
+        known: dict[str, tuple[int, int, int, int, str]] = {}
+        for start in range(0, len(rel_paths), LOOKUP_BATCH):
+            batch = sorted(rel_paths[start : start + LOOKUP_BATCH])
+            # A batch is mostly one folder's files, neighbours in the (root, rel_path) index:
+            # one range read is about twice as fast as looking each up. Rows in the range
+            # that are not in the batch (a subfolder's files sorting between) do no harm; paths
+            # the range did not answer are then looked up by name.
+            rows = self._db.execute(
+                "SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files"
+                " WHERE root = ? AND rel_path BETWEEN ? AND ? LIMIT ?",
+                (root, batch[0], batch[-1], 2 * len(batch)),
+            ).fetchall()
+            for rel_path, *identity in rows:
+                known[rel_path] = tuple(identity)
+            missing = [path for path in batch if path not in known]
+            if missing:  # new files, a range cut short by its limit, or names bound as BLOBs
+                placeholders = ",".join("?" * len(missing))
+                by_name = f"SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path IN ({placeholders})"  # noqa: E501, S608 - placeholders only
+                for rel_path, *identity in self._db.execute(by_name, (root, *missing)).fetchall():
+                    known[rel_path] = tuple(identity)
+        return known
 
     def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:
         rows = self._db.execute(
@@ -60,9 +89,11 @@ class JournalReads(JournalConnection):
     def deliveries_to_send(self, destination: str, limit: int) -> list[DeliveryRecord]:
         rows = self._db.execute(
             "SELECT f.*, d.version, d.state, d.offset_bytes, s.dataset_key, d.remote_state, s.archive_key"
-            " FROM deliveries d JOIN file_records f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
+            # CROSS JOIN: driven by the (few) waiting deliveries through their state index; left
+            # to itself the planner walks every hashed file, 0.3 s at a million harvested files.
+            " FROM deliveries d CROSS JOIN file_records f ON f.id = d.file_id JOIN datasets s ON s.id = f.dataset_id"
             " WHERE d.destination = ? AND d.state IN (?, ?) AND f.state = ? AND d.version = f.version"
-            " ORDER BY f.id LIMIT ?",
+            " ORDER BY d.file_id LIMIT ?",
             (destination, DeliveryState.PENDING, DeliveryState.SENDING, FileState.HASHED, limit),
         ).fetchall()
         n = FILE_COLUMN_COUNT
@@ -120,6 +151,11 @@ class JournalReads(JournalConnection):
         ).fetchall()
         return [file_from_row(row) for row in rows]
 
+    def change_generation(self) -> int:
+        """Moves whenever a dataset may have become ready to commit (or uncommitted): read it
+        before ``datasets_ready_to_commit``; while it stands still, the answer cannot change."""
+        return self._count("SELECT generation FROM changes", ())
+
     def datasets_ready_to_commit(self, destination: str) -> list[int]:
         """Closed datasets whose every current file version is settled at *destination*.
 
@@ -127,14 +163,15 @@ class JournalReads(JournalConnection):
         package); files still settling or hashing are.
         """
         rows = self._db.execute(
-            "SELECT s.id FROM datasets s LEFT JOIN commits c ON c.dataset_id = s.id AND c.destination = ?"
-            " WHERE s.state = ? AND (c.revision IS NULL OR c.revision < s.revision OR c.state = 'uncommitted')"
+            "SELECT s.id FROM datasets s WHERE s.state = ?"
+            " AND NOT EXISTS (SELECT 1 FROM commits c WHERE c.dataset_id = s.id AND c.destination = ?"
+            "   AND c.revision >= s.revision AND c.state = 'committed')"
             " AND NOT EXISTS (SELECT 1 FROM files f LEFT JOIN deliveries d ON d.file_id = f.id"
             "   AND d.destination = ? AND d.version = f.version"
             "   WHERE f.dataset_id = s.id AND f.state NOT IN (?, ?)"
             "   AND (d.state IS NULL OR d.state NOT IN (?, ?)))",
             (
-                destination, DatasetState.CLOSED, destination, FileState.FAILED, FileState.IGNORED,
+                DatasetState.CLOSED, destination, destination, FileState.FAILED, FileState.IGNORED,
                 DeliveryState.VERIFIED, DeliveryState.FAILED,
             ),
         ).fetchall()  # fmt: skip

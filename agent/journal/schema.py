@@ -187,9 +187,21 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE datasets ADD COLUMN completeness_json TEXT;
     """,
+    # 8: a counter that moves whenever a dataset could have become ready to commit (see the
+    # TEMP triggers below): an idle transfer worker reads one row instead of scanning every
+    # closed dataset, so its cost stays flat however many files the journal holds.
+    """
+    CREATE TABLE changes (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+    INSERT INTO changes (id, generation) VALUES (1, 0);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+_TRIGGER = (
+    "CREATE TEMP TRIGGER changes_{name} AFTER {event} ON main.{table}"
+    " BEGIN UPDATE changes SET generation = generation + 1; END"
+)
 
 # Named joins, created per connection (TEMP: never part of the journal's history, so they
 # may change with the code). SQLite flattens them into the queries that use them, indexes
@@ -206,4 +218,20 @@ VIEWS: tuple[str, ...] = (
         f.first_seen_at
     FROM deliveries d JOIN files f ON f.id = d.file_id AND f.version = d.version
     """,
+    # Every change that can make a dataset ready to commit at some destination (or no longer
+    # committed) moves ``changes.generation``. TEMP triggers fire for the writes of the
+    # connection that made them, and every connection makes them, so all writes count.
+    *(
+        _TRIGGER.format(name=f"{table}_{event.split()[0].lower()}", event=event, table=table)
+        for table, event in (
+            ("datasets", "UPDATE OF state, revision"),
+            ("files", "INSERT"),
+            ("files", "UPDATE OF state, version"),
+            ("deliveries", "INSERT"),
+            ("deliveries", "UPDATE OF state, version"),
+            ("commits", "INSERT"),
+            ("commits", "UPDATE"),
+            ("commits", "DELETE"),
+        )
+    ),
 )

@@ -43,13 +43,20 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(prefix + regex + r"(?:/.*)?\Z", re.DOTALL)
 
 
+def _any_of(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    """One regex matching where any of the globs matches (one match per path, not one per glob)."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{glob_to_regex(pattern).pattern})" for pattern in patterns), re.DOTALL)
+
+
 class PathFilter:
     """Decides whether a relative path (file or folder) may be harvested."""
 
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self._in_progress = [glob_to_regex(pattern) for pattern in IN_PROGRESS_PATTERNS]
-        self._include = [glob_to_regex(pattern) for pattern in include]
-        self._exclude = [glob_to_regex(pattern) for pattern in exclude]
+        self._in_progress = _any_of(IN_PROGRESS_PATTERNS)
+        self._include = _any_of(include)
+        self._exclude = _any_of(exclude)
 
     @staticmethod
     def is_junk_name(name: str) -> bool:
@@ -58,18 +65,18 @@ class PathFilter:
 
     def is_in_progress(self, rel_path: str) -> bool:
         name = rel_path.rsplit("/", 1)[-1]
-        return any(pattern.match(name) for pattern in self._in_progress)
+        return self._in_progress is not None and self._in_progress.match(name) is not None
 
     def folder_allowed(self, rel_path: str) -> bool:
         name = rel_path.rsplit("/", 1)[-1]
         if self.is_junk_name(name):
             return False
-        return not any(pattern.match(rel_path + "/") for pattern in self._exclude)
+        return self._exclude is None or self._exclude.match(rel_path + "/") is None
 
     def file_allowed(self, rel_path: str) -> bool:
         name = rel_path.rsplit("/", 1)[-1]
         if self.is_junk_name(name) or self.is_in_progress(rel_path):
             return False
-        if any(pattern.match(rel_path) for pattern in self._exclude):
+        if self._exclude is not None and self._exclude.match(rel_path) is not None:
             return False
-        return not self._include or any(pattern.match(rel_path) for pattern in self._include)
+        return self._include is None or self._include.match(rel_path) is not None

@@ -21,7 +21,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -35,13 +34,19 @@ ErrorCallback = Callable[[str, str], None]
 UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
 
 
-@dataclass(frozen=True)
 class Found:
-    """A regular file found under a root."""
+    """A regular file found under a root (its ``Path`` is built only when asked for)."""
 
-    rel_path: str
-    path: Path
-    stat: os.stat_result
+    __slots__ = ("_entry_path", "rel_path", "stat")
+
+    def __init__(self, rel_path: str, entry_path: str, stat: os.stat_result) -> None:
+        self.rel_path = rel_path
+        self.stat = stat
+        self._entry_path = entry_path
+
+    @property
+    def path(self) -> Path:
+        return Path(self._entry_path)
 
 
 def relative_posix(root: Path, path: Path) -> str | None:
@@ -75,9 +80,13 @@ def scan_tree(
     """
     real_root = os.path.realpath(root)
     visited: set[tuple[int, int]] = set()
-    pending = [start or root]
+    first = start or root
+    first_rel = relative_posix(root, first) if start is not None else None
+    # Each folder with its path relative to the root ("" for the root itself, else "a/b/"):
+    # a file's relative path is then one concatenation, not a Path computation.
+    pending: list[tuple[Path, str]] = [(first, f"{first_rel}/" if first_rel else "")]
     while pending:
-        folder = pending.pop()
+        folder, prefix = pending.pop()
         try:
             folder_stat = folder.stat(follow_symlinks=follow_symlinks)
             key = (folder_stat.st_dev, folder_stat.st_ino)
@@ -93,43 +102,50 @@ def scan_tree(
             on_unreadable(str(folder), True, f"cannot list folder: {error.strerror or error}")
             continue
         on_listed(folder)
+        file_allowed = path_filter.file_allowed
         with entries:
             for entry in entries:
-                found = _classify(root, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable)
+                rel_path = prefix + entry.name
+                try:  # the common case inline (a reconcile looks at millions): a plain file
+                    plain_file = not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+                    if plain_file:
+                        if file_allowed(rel_path):
+                            yield Found(rel_path, entry.path, entry.stat(follow_symlinks=False))
+                        continue
+                except OSError:
+                    pass  # _classify looks again and says what went wrong
+                found = _classify(rel_path, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable)
                 if isinstance(found, Found):
                     yield found
                 elif found is not None:
-                    pending.append(found)
+                    pending.append((Path(entry.path), found + "/"))
 
 
 def _classify(
-    root: Path,
+    rel_path: str,
     real_root: str,
     entry: os.DirEntry[str],
     path_filter: PathFilter,
     follow_symlinks: bool,
     on_error: ErrorCallback,
     on_unreadable: UnreadableCallback,
-) -> Found | Path | None:
-    path = Path(entry.path)
-    rel_path = relative_posix(root, path)
-    if rel_path is None:
-        return None
+) -> Found | str | None:
+    """A harvestable file, a folder to descend into (its relative path), or nothing."""
     try:
         if entry.is_symlink():
             if not follow_symlinks:
                 return None
-            target = os.path.realpath(path)
+            target = os.path.realpath(entry.path)
             if os.path.commonpath([real_root, target]) != real_root:
                 on_error(entry.path, "symbolic link points outside the watched root; not followed")
                 return None
             if entry.is_dir(follow_symlinks=True):
                 return None  # the real folder is inside the root and is scanned itself
         if entry.is_dir(follow_symlinks=follow_symlinks):
-            return path if path_filter.folder_allowed(rel_path) else None
+            return rel_path if path_filter.folder_allowed(rel_path) else None
         if not entry.is_file(follow_symlinks=follow_symlinks) or not path_filter.file_allowed(rel_path):
             return None
-        return Found(rel_path, path, entry.stat(follow_symlinks=follow_symlinks))
+        return Found(rel_path, entry.path, entry.stat(follow_symlinks=follow_symlinks))
     except FileNotFoundError:
         return None
     except OSError as error:

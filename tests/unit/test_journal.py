@@ -351,3 +351,56 @@ def test_migrations_are_history_and_never_change() -> None:
     applied = ["b92a50279ebc98d6", "e163a4e7358bbdbf", "90cb40191d14c67f", "bca1f731ba9a8215", "612d4e63847b147d"]
     digests = [hashlib.sha256(migration.encode()).hexdigest()[:16] for migration in MIGRATIONS]
     assert digests[: len(applied)] == applied
+
+
+def test_the_change_generation_moves_whenever_a_dataset_may_become_ready_to_commit(tmp_path: Path) -> None:
+    """An idle transfer worker skips the readiness scan while the generation stands still, so
+    every step that can make (or unmake) readiness must move it, from any connection."""
+    journal, other = Journal(tmp_path), Journal(tmp_path)
+    steps: list[tuple[str, Callable[[], object]]] = []
+    dataset_id = journal.record_settled([settled("alice/s1/a.tif"), settled("alice/s1/b.tif")])[0]
+    records = journal.files_in_state(FileState.SETTLED, 10)
+
+    def deliver(state: DeliveryState) -> Callable[[], object]:
+        return lambda: other.finish_deliveries([(d, state, None) for d in other.deliveries_to_send("archive", 1)])
+
+    steps += [
+        ("hashed", lambda: other.record_hashes([(r, "ab" * 32, None) for r in records], {"/root": ["archive"]})),
+        ("closed", lambda: journal.close_dataset(dataset_id, "idle")),
+        ("verified", deliver(DeliveryState.VERIFIED)),
+        ("failed", deliver(DeliveryState.FAILED)),
+        ("committed", lambda: other.record_commit(dataset_id, "archive", 1)),
+        ("new file", lambda: journal.record_settled([settled("alice/s1/c.tif")])),
+        ("file failed", lambda: journal.mark_file(journal.files_in_state(FileState.SETTLED, 1)[0], FileState.FAILED,
+                                                  "unreadable")),
+    ]  # fmt: skip
+    for name, step in steps:
+        before = journal.change_generation()
+        step()
+        assert journal.change_generation() > before, name
+    still = journal.change_generation()
+    journal.set_facts({"heartbeat_at": "1"})  # a heartbeat changes nothing a commit depends on
+    assert journal.change_generation() == still
+    journal.close()
+    other.close()
+
+
+def test_identities_are_looked_up_a_batch_at_a_time_whatever_the_names(tmp_path: Path) -> None:
+    """The reconcile's batched look-up answers exactly as one look-up per file would: for a
+    folder whose subfolder's files sort between its own, names that are not UTF-8, and
+    files the journal does not know."""
+    journal = Journal(tmp_path)
+    names = [f"alice/s1/f{index:03d}.tif" for index in range(40)]
+    names += [f"alice/s1/f010.tif.d/{index}.tif" for index in range(30)]  # sorts between f010 and f011
+    names += ["alice/s1/\udce9t\udce9.tif", "alice/s1/zz.tif"]  # Latin-1 bytes kept as surrogates
+    journal.record_settled([settled(name) for name in names])
+    asked = names[:40] + names[-2:] + ["alice/s1/new.tif"]
+    found = journal.known_identities("/root", asked)
+    for name in asked:
+        single = journal.known_identity("/root", name)
+        expected = None
+        if single is not None:
+            identity, state = single
+            expected = (identity.dev, identity.ino, identity.size_bytes, identity.mtime_ns, state.value)
+        assert found.get(name) == expected, name
+    journal.close()
