@@ -67,12 +67,15 @@ class SelfTest:
 
 
 PROBE_BYTES = b"harvest-agent doctor probe: safe to delete\n"
+READ_BACK = "read back (sha256)"  # Delivered.verified_by: the copy was read again and hashed
 
 
 @dataclass(frozen=True)
 class Delivered:
     remote_key: str
     skipped: bool  # the destination already held these exact bytes
+    #: How the bytes at the destination were checked ("server sha256sum", "read back", ...).
+    verified_by: str | None = None
 
 
 class DestinationTransport(ABC):

@@ -29,6 +29,7 @@ from typing import Any
 from agent.config.models import FilesystemDestination
 from agent.destinations.base import (
     PROBE_BYTES,
+    READ_BACK,
     Delivered,
     DestinationTransport,
     PayloadItem,
@@ -145,7 +146,7 @@ class FilesystemTransport(DestinationTransport):
         try:
             self._uncommits.before_change(bag_path)
             if self._already_there(final_path, item):
-                return Delivered(remote_key, skipped=True)
+                return Delivered(remote_key, skipped=True, verified_by=READ_BACK)
             staging_path = self._staging_path(item)
             if not self._staging_ready:
                 staging_path.parent.mkdir(exist_ok=True)
@@ -167,7 +168,7 @@ class FilesystemTransport(DestinationTransport):
             self._folders_made.clear()
             raise self._translate(error, f"write {remote_key}") from None
         self._unsynced.append(Path(final_path))
-        return Delivered(remote_key, skipped=False)
+        return Delivered(remote_key, skipped=False, verified_by=READ_BACK)
 
     def abandon(self, state: dict[str, Any]) -> None:
         """Remove the partial copy of a superseded file version."""

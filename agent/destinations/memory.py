@@ -51,7 +51,7 @@ class MemoryTransport(DestinationTransport):
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
         self._check(f"write {item.remote_key}")
         if hashlib.sha256(self.objects.get(item.remote_key, b"")).hexdigest() == item.sha256:
-            return Delivered(item.remote_key, skipped=True)
+            return Delivered(item.remote_key, skipped=True, verified_by="in memory (sha256)")
         self._uncommits.before_change(item.bag_path)
         copy = bytearray()
         with checked_source(item) as source:
@@ -63,7 +63,7 @@ class MemoryTransport(DestinationTransport):
         with self._lock:
             self.objects[item.remote_key] = bytes(copy)
             self.log.append(("put", item.remote_key))
-        return Delivered(item.remote_key, skipped=False)
+        return Delivered(item.remote_key, skipped=False, verified_by="in memory (sha256)")
 
     def _remove_markers(self, bag_path: str) -> None:
         with self._lock:

@@ -161,7 +161,7 @@ class S3Transport(DestinationTransport):
 
     # ----- payload ---------------------------------------------------------------
 
-    def _already_there(self, key: str, item: PayloadItem) -> bool:
+    def _already_there(self, key: str, item: PayloadItem) -> str | None:
         """True when the archive already holds exactly these bytes under *key*.
 
         By the SHA-256 in the object's metadata (looked up without regard to case: ``rclone
@@ -174,16 +174,17 @@ class S3Transport(DestinationTransport):
             head = self.client().head_object(Bucket=self.config.bucket, Key=key)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise self._translate(error, "HEAD") from None
         except BotoCoreError as error:
             raise self._translate(error, "HEAD") from None
         if head.get("ContentLength") != item.identity.size_bytes:
-            return False
+            return None
         metadata = {str(name).lower(): str(value) for name, value in (head.get("Metadata") or {}).items()}
         if metadata.get("sha256"):
-            return metadata["sha256"] == item.sha256
-        return etag_matches(str(head.get("ETag", "")).strip('"'), item, self.config.part_bytes)
+            return "sha256 metadata" if metadata["sha256"] == item.sha256 else None
+        matches = etag_matches(str(head.get("ETag", "")).strip('"'), item, self.config.part_bytes)
+        return "etag" if matches else None
 
     def deliver(self, item: PayloadItem, control: TransferControl) -> Delivered:
         remote_key = item.remote_key
@@ -191,8 +192,8 @@ class S3Transport(DestinationTransport):
         small = item.identity.size_bytes < self.config.part_bytes
         # A small object is simply PUT again (one request, same bytes, no duplicate);
         # a large one is looked up first so that a re-run never re-sends gigabytes.
-        if not small and self._already_there(key, item):
-            return Delivered(remote_key, skipped=True)
+        if not small and (found := self._already_there(key, item)):
+            return Delivered(remote_key, skipped=True, verified_by=found)
         self._uncommits.before_change(item.bag_path)
         metadata = {
             "sha256": item.sha256,
@@ -212,7 +213,9 @@ class S3Transport(DestinationTransport):
             head = self._call("verify (HEAD)", "head_object", Bucket=self.config.bucket, Key=key)
             if head.get("ContentLength") != item.identity.size_bytes:
                 raise ItemError(f"{self.name}: {remote_key} has {head.get('ContentLength')} bytes at the archive")
-        return Delivered(remote_key, skipped=False)
+        return Delivered(
+            remote_key, skipped=False, verified_by="content-md5" if small else "content-md5 per part, etag"
+        )
 
     def _remove_markers(self, bag_path: str) -> None:
         """Before a committed bag changes, delete its manifest objects: it is no longer complete."""

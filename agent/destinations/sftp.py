@@ -3,8 +3,12 @@
 A copy goes to ``<path>/.harvest-partial/<hash>.partial``. After a crash the partial
 file's prefix is re-verified (SHA-256 of the remote prefix against the same bytes of the
 source) before appending resumes, because an SFTP server acknowledges writes without
-syncing them. At the end the whole copy is read back and compared with the source's
-SHA-256, then renamed into the bag. The server's host key is checked against
+syncing them. At the end the copy is verified, then renamed into the bag: by a hash the
+server computes itself where it offers one over SSH exec (``sha256sum``, else ``sha1sum``
+or ``md5sum``, as rclone asks; probed once per connection), compared with the source's
+SHA-256 or with the same hash computed here while sending (one read of the source, one
+pass over the network); where the server offers none, or its answer disagrees, the whole
+copy is read back and hashed. The server's host key is checked against
 ``known_hosts`` if given, otherwise trusted on first use and remembered in ``state_dir``.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import posixpath
 import socket
 import stat as stat_module
@@ -23,7 +28,15 @@ from typing import Any
 import paramiko
 
 from agent.config.models import SftpDestination
-from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport, PayloadItem, SelfTest, TransferControl
+from agent.destinations.base import (
+    PROBE_BYTES,
+    READ_BACK,
+    Delivered,
+    DestinationTransport,
+    PayloadItem,
+    SelfTest,
+    TransferControl,
+)
 from agent.destinations.moving import UncommitOnce, checked_source, login_hint, pump, staging_stem
 from agent.errors import AuthError, ItemError, TransientError
 from agent.package.bagit import COMMIT_MARKERS
@@ -31,9 +44,13 @@ from agent.package.sidecar import DatasetPackage
 from agent.pipeline.hashing import sha256_of_descriptor, stream_chunks
 from agent.secrets.credentials import resolve
 
+logger = logging.getLogger(__name__)
 STAGING_FOLDER = ".harvest-partial"
 CHUNK_BYTES = 1 << 20
 CHECKPOINT_BYTES = 16 << 20
+#: Hash commands asked of the server over SSH exec, best first, with their hashlib names.
+SERVER_HASHES = (("sha256sum", "sha256"), ("sha1sum", "sha1"), ("md5sum", "md5"))
+_SHELL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+")
 _KEY_TYPES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
@@ -46,6 +63,8 @@ class SftpTransport(DestinationTransport):
         self._sftp: paramiko.SFTPClient | None = None
         self._uncommits = UncommitOnce(self._remove_markers)
         self._staging_generation: dict[str, int] = {}
+        self._server_hash: tuple[str, str] | None = None  # (command, hashlib name) of this connection
+        self._server_hash_probed = False
 
     # ----- connection and errors -------------------------------------------------------
 
@@ -108,6 +127,68 @@ class SftpTransport(DestinationTransport):
         if self._client is not None:
             self._client.close()
         self._client = self._sftp = None
+        self._server_hash_probed = False
+
+    # ----- hashes computed by the server -----------------------------------------------
+
+    def _exec(self, command: str) -> str | None:
+        """Run *command* over SSH exec with empty input: its output, or None if it failed."""
+        self.sftp()
+        if self._client is None:
+            return None
+        try:
+            stdin, stdout, _ = self._client.exec_command(command, timeout=self.config.timeout_seconds)
+            stdin.channel.shutdown_write()
+            output = stdout.read(4096)
+            status = stdout.channel.recv_exit_status()
+        except (paramiko.SSHException, OSError, EOFError):
+            return None
+        return output.decode("utf-8", "replace") if status == 0 else None
+
+    def _server_hash_command(self) -> tuple[str, str] | None:
+        """The best hash command the server runs, probed once per connection on empty input
+        (its answer must be the right digest of nothing: a shell that prints something else
+        does not count)."""
+        if not self._server_hash_probed:
+            self._server_hash = None
+            for command, algorithm in SERVER_HASHES:
+                output = self._exec(command)
+                if output is not None and output.split()[:1] == [hashlib.new(algorithm, b"").hexdigest()]:
+                    self._server_hash = (command, algorithm)
+                    break
+            self._server_hash_probed = True
+        return self._server_hash
+
+    def _server_digest(self, command: str, algorithm: str, path: str) -> str | None:
+        quoted = "".join(char if char in _SHELL_SAFE else f"\\{char}" for char in path)
+        output = self._exec(f"{command} {quoted}")
+        words = (output or "").split()
+        digest = words[0].lower() if words else ""
+        size = hashlib.new(algorithm).digest_size * 2
+        return digest if len(digest) == size and all(c in "0123456789abcdef" for c in digest) else None
+
+    def _verify(self, path: str, item: PayloadItem, sent: dict[str, str]) -> str:
+        """How the copy at *path* was found to hold the source's bytes; ItemError if it does not.
+
+        *sent* holds the digests of the bytes sent, computed while sending (sha256 always)."""
+        if sent.get("sha256", item.sha256) != item.sha256:
+            raise ItemError(f"{self.name}: the source changed while it was sent ({item.remote_key}); will copy again")
+        server, digest = self._server_hash_command(), None
+        if server is not None:
+            command, algorithm = server
+            expected = item.sha256 if algorithm == "sha256" else sent.get(algorithm)
+            digest = self._server_digest(command, algorithm, path) if expected else None
+            if digest is not None and digest == expected:
+                return f"server {command}"
+            if digest is not None:
+                logger.warning("%s: the server's %s disagrees; reading the copy back instead", self.name, command)
+        if self._remote_sha256(path) != item.sha256:
+            raise ItemError(
+                f"{self.name}: verification failed for {item.remote_key} (SHA-256 differs); will copy again"
+            )
+        if server is not None and digest is not None:
+            self._server_hash = None  # the server hashed something else: read back from now on
+        return READ_BACK
 
     def _remote(self, *parts: str) -> str:
         return posixpath.join(self.config.path, *parts)
@@ -156,7 +237,7 @@ class SftpTransport(DestinationTransport):
         return SelfTest(f"wrote, read back and deleted {path}", float(server_time) if server_time else None)
 
     def sync(self) -> None:
-        """Nothing more to do: each file was read back and verified before its rename."""
+        """Nothing more to do: each file was verified before its rename."""
 
     # ----- payload -----------------------------------------------------------------
 
@@ -185,10 +266,10 @@ class SftpTransport(DestinationTransport):
         try:
             sftp = self.sftp()
             try:
-                if sftp.stat(final_path).st_size == item.identity.size_bytes and (
-                    self._remote_sha256(final_path) == item.sha256
-                ):
-                    return Delivered(remote_key, skipped=True)
+                if sftp.stat(final_path).st_size == item.identity.size_bytes:
+                    with contextlib.suppress(ItemError):
+                        how = self._verify(final_path, item, {})
+                        return Delivered(remote_key, skipped=True, verified_by=how)
             except FileNotFoundError:
                 pass
             self._uncommits.before_change(self._remote(item.bag_path))
@@ -196,7 +277,7 @@ class SftpTransport(DestinationTransport):
                 for attempt in (1, 2):
                     try:
                         self._makedirs(self._remote(STAGING_FOLDER))
-                        self._copy(item, staging_path, remote_key, control, fresh=attempt > 1)
+                        sent = self._copy(item, staging_path, remote_key, control, fresh=attempt > 1)
                         break
                     except (OSError, paramiko.SSHException, EOFError):
                         # The staging folder removed behind our back (a cleanup job on the
@@ -215,14 +296,16 @@ class SftpTransport(DestinationTransport):
                 with contextlib.suppress(OSError):
                     sftp.remove(staging_path)  # named by this version's SHA-256: never resumed
                 raise
-            if self._remote_sha256(staging_path) != item.sha256:
+            try:
+                how = self._verify(staging_path, item, sent)
+            except ItemError:
                 sftp.remove(staging_path)
-                raise ItemError(f"{self.name}: verification failed for {remote_key} (SHA-256 differs); will copy again")
+                raise
             self._makedirs(posixpath.dirname(final_path))
             sftp.posix_rename(staging_path, final_path)
         except (OSError, paramiko.SSHException, EOFError) as error:
             raise self._translate(error, f"write {remote_key}") from None
-        return Delivered(remote_key, skipped=False)
+        return Delivered(remote_key, skipped=False, verified_by=how)
 
     def _remove_markers(self, bag: str) -> None:
         """Before a committed bag changes, remove its manifests: it is no longer complete."""
@@ -243,9 +326,17 @@ class SftpTransport(DestinationTransport):
 
     def _copy(
         self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl, fresh: bool = False
-    ) -> None:
+    ) -> dict[str, str]:
+        """Send the source to *staging_path*; the digests of its bytes, computed on the way."""
+        server = self._server_hash_command()
+        digests = {name: hashlib.new(name) for name in {"sha256", server[1] if server else "sha256"}}
         with checked_source(item) as source:
             offset = 0 if fresh else min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
+            if offset:  # a resumed copy: the prefix already there is hashed from the local source
+                read_prefix = stream_chunks(source, offset, 0, CHUNK_BYTES)
+                while chunk := read_prefix():
+                    for digest in digests.values():
+                        digest.update(chunk)
             control.started(remote_key, offset or None)
             if item.identity.size_bytes >= CHECKPOINT_BYTES and not item.resume_state and not fresh:
                 control.save_state({"staging": posixpath.basename(staging_path)})  # removed if superseded
@@ -256,10 +347,14 @@ class SftpTransport(DestinationTransport):
                         remote.truncate(offset)
                     remote.seek(offset)
                 read_next = stream_chunks(source, item.identity.size_bytes, offset, CHUNK_BYTES)
-                pump(
-                    read_next, lambda chunk: remote.write(bytes(chunk)), offset, control,
-                    checkpoint_bytes=CHECKPOINT_BYTES, make_durable=remote.flush,
-                )  # fmt: skip
+
+                def send(chunk: bytes | memoryview) -> None:
+                    for digest in digests.values():
+                        digest.update(chunk)
+                    remote.write(bytes(chunk))
+
+                pump(read_next, send, offset, control, checkpoint_bytes=CHECKPOINT_BYTES, make_durable=remote.flush)
+        return {name: digest.hexdigest() for name, digest in digests.items()}
 
     def abandon(self, state: dict[str, Any]) -> None:
         """Remove the partial copy of a superseded file version (named by its content)."""

@@ -213,7 +213,8 @@ class TusTransport(DestinationTransport):
         }
         with checked_source(item) as source:
             self._upload(source, item, metadata, remote_key, control)
-        return Delivered(remote_key, skipped=False)
+        chunks = ", sha1 per chunk" if "checksum" in self.extensions() else ""
+        return Delivered(remote_key, skipped=False, verified_by=f"sha256 checked by the archive on finish{chunks}")
 
     def _upload(
         self, source: int, item: PayloadItem, metadata: dict[str, str], remote_key: str, control: TransferControl

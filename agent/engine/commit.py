@@ -59,5 +59,6 @@ def package_for(
         warnings=journal.dataset_warnings(dataset.id),
         root_name=roots.name(dataset.root),
         completeness=journal.dataset_completeness(dataset.id),
+        verification={"destination": destination, "methods": journal.verification_counts(dataset.id, destination)},
     )
     return BuiltPackage(package, len(files), len(missing))

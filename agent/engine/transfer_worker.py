@@ -312,7 +312,7 @@ class TransferWorker(Worker):
         record = delivery.file
         source_path = item.source_path
         try:
-            self.transport.deliver(item, control)
+            delivered = self.transport.deliver(item, control)
         except StopRequested:
             if self._stop_event.is_set():
                 raise
@@ -336,7 +336,8 @@ class TransferWorker(Worker):
             raise TransientError(
                 f"{self.transport.name}: unexpected reply or internal error ({type(error).__name__}); retrying"
             ) from None
-        return (delivery, DeliveryState.VERIFIED, None)
+        how = delivered.verified_by
+        return (delivery, DeliveryState.VERIFIED, f"already there ({how})" if delivered.skipped and how else how)
 
     def _abort_orphans(self, journal: Journal) -> None:
         """Once per start: uploads the server holds but the journal never recorded."""

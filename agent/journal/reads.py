@@ -184,6 +184,15 @@ class JournalReads(JournalConnection):
         ).fetchall()
         return {row[0]: (DeliveryState(row[1]), row[2]) for row in rows}
 
+    def verification_counts(self, dataset_id: int, destination: str) -> dict[str, int]:
+        """How the dataset's current file versions were verified at *destination*, with counts."""
+        rows = self._db.execute(
+            "SELECT COALESCE(verified_by, 'not recorded'), COUNT(*) FROM current_deliveries"
+            " WHERE dataset_id = ? AND destination = ? AND state = ? GROUP BY 1 ORDER BY 1",
+            (dataset_id, destination, DeliveryState.VERIFIED),
+        ).fetchall()
+        return {str(method): int(count) for method, count in rows}
+
     def file_errors(self, dataset_id: int) -> dict[int, str]:
         rows = self._db.execute(
             "SELECT id, error FROM files WHERE dataset_id = ? AND state = ?", (dataset_id, FileState.FAILED)

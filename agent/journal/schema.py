@@ -187,12 +187,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE datasets ADD COLUMN completeness_json TEXT;
     """,
-    # 8: a counter that moves whenever a dataset could have become ready to commit (see the
-    # TEMP triggers below): an idle transfer worker reads one row instead of scanning every
-    # closed dataset, so its cost stays flat however many files the journal holds.
+    # 8: how each delivery was verified (harvest.json says it per destination), and a
+    # counter that moves whenever a dataset could have become ready to commit (see the TEMP
+    # triggers below): an idle transfer worker reads one row instead of scanning every closed
+    # dataset, so its cost stays flat however many files the journal holds.
     """
     CREATE TABLE changes (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
     INSERT INTO changes (id, generation) VALUES (1, 0);
+    ALTER TABLE deliveries ADD COLUMN verified_by TEXT;
     """,
 ]
 
@@ -215,7 +217,7 @@ VIEWS: tuple[str, ...] = (
     """
     CREATE TEMP VIEW current_deliveries AS SELECT d.file_id, d.destination, d.version, d.state, d.offset_bytes,
         d.error, d.attempts, d.updated_at, f.root, f.rel_path, f.size_bytes, f.dataset_id, f.state AS file_state,
-        f.first_seen_at
+        f.first_seen_at, d.verified_by
     FROM deliveries d JOIN files f ON f.id = d.file_id AND f.version = d.version
     """,
     # Every change that can make a dataset ready to commit at some destination (or no longer

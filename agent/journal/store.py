@@ -279,21 +279,27 @@ class Journal(RetryWrites):
             )
 
     def finish_deliveries(self, results: Sequence[tuple[DeliveryRecord, DeliveryState, str | None]]) -> None:
-        """Record verified (or failed) deliveries; call only after the bytes are durable."""
+        """Record verified (or failed) deliveries; call only after the bytes are durable.
+
+        The third element is the error of a failed delivery, or how a verified one was
+        verified ("server sha256sum", "read back", ...; None when the transport did not say).
+        """
         now = time.time()
         delivered: dict[str, tuple[int, int]] = {}
         with self.transaction() as db:
-            for delivery, state, error in results:
-                if state == DeliveryState.VERIFIED:
+            for delivery, state, detail in results:
+                verified = state == DeliveryState.VERIFIED
+                error, verified_by = (None, detail) if verified else (detail, None)
+                if verified:
                     files, size = delivered.get(delivery.destination, (0, 0))
                     delivered[delivery.destination] = (files + 1, size + delivery.file.identity.size_bytes)
                 db.execute(
-                    "UPDATE deliveries SET state = ?, error = ?, updated_at = ?,"
+                    "UPDATE deliveries SET state = ?, error = ?, verified_by = ?, updated_at = ?,"
                     " attempts = attempts + (CASE WHEN ? IS NULL THEN 0 ELSE 1 END),"
                     " offset_bytes = CASE WHEN ? = 'verified' THEN ? ELSE offset_bytes END"
                     " WHERE file_id = ? AND destination = ? AND version = ?",
                     (
-                        state, None if error is None else display(error), now, error, state,
+                        state, None if error is None else display(error), verified_by, now, error, state,
                         delivery.file.identity.size_bytes,
                         delivery.file.id, delivery.destination, delivery.version,
                     ),

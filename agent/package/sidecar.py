@@ -90,6 +90,7 @@ def build_package(
     warnings: Sequence[str] = (),
     root_name: str | None = None,
     completeness: dict[str, Any] | None = None,
+    verification: dict[str, Any] | None = None,
 ) -> DatasetPackage:
     payload = [item.entry for item in files]
     ordered = sorted(files, key=lambda item: item.entry.path_in_dataset)
@@ -127,6 +128,8 @@ def build_package(
             "complete": not missing and not truncated,
         },
         "completeness": {**(completeness or {"decided_by": None, "declared": []}), "truncated": truncated},
+        # How the destination holding this bag checked each file's bytes on arrival.
+        "verification": verification or {"destination": None, "methods": {}},
         "summary": summary,
         "warnings": list(warnings),
         "files": file_entries,

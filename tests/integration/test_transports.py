@@ -50,6 +50,14 @@ def test_scan_delivers_verifiable_bags_and_reruns_duplicate_nothing(tmp_path: Pa
         assert hashlib.sha256(source.read_bytes()).hexdigest() == entry["sha256"]
     assert (bag_path / "ro-crate-metadata.json").exists()
     assert snapshot(tmp_path / "instrument") == before
+    # How each file was checked on arrival; SFTP asks rclone's server for sha256sum, so no
+    # byte is read back.
+    verification = sidecar["verification"]
+    assert verification["destination"] == server.destination["name"]
+    assert sum(verification["methods"].values()) == 7
+    methods = {"rclone-sftp": "server sha256sum", "tus": "sha256 checked by the archive"}
+    expected = methods.get(server.kind, "content-md5")  # S3: moto or rclone serve s3
+    assert all(method.startswith(expected) for method in verification["methods"]), verification
 
     stored_before = sorted(path.name for path in server.directory.rglob("*") if path.is_file())
     again = run_scan(tmp_path, server)
