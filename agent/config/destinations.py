@@ -102,8 +102,9 @@ class S3Destination(_NetworkDestination):
     part_bytes: Annotated[int, Field(ge=5 << 20)] = Field(
         default=16 << 20, description="multipart part size; smaller files are sent with one PUT"
     )
-    concurrency: Annotated[int, Field(ge=1, le=16)] = Field(
-        default=4, description="parts of one file in flight at once (memory: concurrency x part_bytes)"
+    concurrency: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=8,
+        description="parts of one file, or small files, in flight at once (memory: concurrency x part_bytes)",
     )
 
 

@@ -1,0 +1,47 @@
+"""S3, one large file: the agent end to end (hash, upload, verify, commit) vs boto3
+`upload_file` (upload only) and `rclone copy`, on `rclone serve s3` at 127.0.0.1, interleaved.
+
+Goal: >= 1.0x boto3 upload_file and >= 1.3x rclone copy (throughput).
+Usage: python bench/bench_s3_large.py [--mib 1024] [--rounds 3] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from _net import MIB, agent_scan, big_input, boto3_upload_file, interleaved, ratio_line, rclone_copy
+
+from tests.integration.servers import start_rclone_s3
+
+PART_BYTES = 16 * MIB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    arguments = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="harvest-bench-s3-", dir=arguments.workdir))
+    try:
+        root, source = big_input(workdir, arguments.mib)
+        server = start_rclone_s3(workdir)
+        try:
+            times = interleaved(arguments.rounds, {
+                "agent": lambda: agent_scan(workdir, server, root, "s3", part_bytes=PART_BYTES),
+                "boto3 upload_file": lambda: boto3_upload_file(server, source, PART_BYTES),
+                "rclone copy": lambda: rclone_copy(server, source, workdir, "--s3-chunk-size", "16M"),
+            })  # fmt: skip
+        finally:
+            server.stop()
+        goals = {"boto3 upload_file": 1.0, "rclone copy": 1.3}
+        print(ratio_line(f"S3, {arguments.mib:,} MiB", times, goals, "MiB/s", arguments.mib))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
