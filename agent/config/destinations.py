@@ -103,7 +103,7 @@ class S3Destination(_NetworkDestination):
         default=16 << 20, description="multipart part size; smaller files are sent with one PUT"
     )
     concurrency: Annotated[int, Field(ge=1, le=32)] = Field(
-        default=8,
+        default=4,
         description="parts of one file, or small files, in flight at once (memory: concurrency x part_bytes)",
     )
 
