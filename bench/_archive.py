@@ -9,6 +9,7 @@ new. The tree and journal are kept under *workdir* and reused when they already 
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -24,6 +25,18 @@ from agent.pipeline.hashing import identity_of
 
 PER_DATASET = 1000
 BATCH = 5000
+
+
+def archive_setup(rounds: int) -> tuple[argparse.Namespace, Path, Path]:
+    """--files, --rounds, --workdir for the archive benchmarks; (arguments, config, state dir)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/harvest-bench-scale"))
+    arguments = parser.parse_args()
+    arguments.workdir.mkdir(parents=True, exist_ok=True)
+    config, state = build_archive(arguments.workdir, arguments.files)
+    return arguments, config, state
 
 
 def build_archive(workdir: Path, files: int) -> tuple[Path, Path]:

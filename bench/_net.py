@@ -12,6 +12,7 @@ round on the same server.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import itertools
@@ -20,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,17 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from tests.integration.servers import ACCESS_KEY, SECRET_KEY, TUS_TOKEN, Server, rclone
 
 MIB = 1 << 20
+
+
+def bench_setup(size_flag: str, default: int, prefix: str) -> tuple[argparse.Namespace, Path]:
+    """The arguments every transport benchmark takes (its size, --rounds, --workdir) and a
+    fresh work folder under --workdir (the caller removes it)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument(f"--{size_flag}", type=int, default=default)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    arguments = parser.parse_args()
+    return arguments, Path(tempfile.mkdtemp(prefix=f"harvest-bench-{prefix}-", dir=arguments.workdir))
 
 
 def big_input(workdir: Path, mib: int) -> tuple[Path, Path]:

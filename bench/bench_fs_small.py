@@ -8,17 +8,15 @@ Usage: python bench/bench_fs_small.py [--count 5000] [--rounds 3] [--workdir DIR
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
-from _net import small_input
+from _net import bench_setup, small_input
 
 from tests.integration.servers import rclone
 
@@ -45,12 +43,7 @@ def rclone_copy(root: Path, target: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    arguments = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="harvest-bench-fs-", dir=arguments.workdir))
+    arguments, workdir = bench_setup("count", 5000, "fs")
     try:
         root = small_input(workdir, arguments.count)
         target = workdir / "archive"

@@ -11,14 +11,12 @@ Usage: python bench/bench_reconcile.py [--files 1000000] [--rounds 3] [--workdir
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from _archive import build_archive
+from _archive import archive_setup
 
 
 def timed(command: list[str]) -> float:
@@ -28,13 +26,7 @@ def timed(command: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--files", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/harvest-bench-scale"))
-    arguments = parser.parse_args()
-    arguments.workdir.mkdir(parents=True, exist_ok=True)
-    config, _ = build_archive(arguments.workdir, arguments.files)
+    arguments, config, _ = archive_setup(3)
     tree = str(arguments.workdir / f"tree-{arguments.files}")
     runs = {
         "harvest scan": [sys.executable, "-m", "agent", "scan", "--config", str(config)],

@@ -7,12 +7,9 @@ Usage: python bench/bench_s3_large.py [--mib 1024] [--rounds 3] [--workdir DIR]
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from _net import MIB, agent_scan, big_input, boto3_upload_file, interleaved, ratio_line, rclone_copy
+from _net import MIB, agent_scan, bench_setup, big_input, boto3_upload_file, interleaved, ratio_line, rclone_copy
 
 from tests.integration.servers import start_rclone_s3
 
@@ -20,12 +17,7 @@ PART_BYTES = 16 * MIB
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mib", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    arguments = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="harvest-bench-s3-", dir=arguments.workdir))
+    arguments, workdir = bench_setup("mib", 1024, "s3")
     try:
         root, source = big_input(workdir, arguments.mib)
         server = start_rclone_s3(workdir)

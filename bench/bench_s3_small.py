@@ -7,23 +7,15 @@ Usage: python bench/bench_s3_small.py [--count 2000] [--rounds 3] [--workdir DIR
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from _net import agent_scan, interleaved, ratio_line, rclone_copy, small_input
+from _net import agent_scan, bench_setup, interleaved, ratio_line, rclone_copy, small_input
 
 from tests.integration.servers import start_rclone_s3
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    arguments = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="harvest-bench-s3small-", dir=arguments.workdir))
+    arguments, workdir = bench_setup("count", 2000, "s3small")
     try:
         root = small_input(workdir, arguments.count)
         server = start_rclone_s3(workdir)

@@ -8,23 +8,15 @@ Usage: python bench/bench_sftp.py [--mib 512] [--rounds 3] [--workdir DIR]
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from _net import agent_scan, big_input, interleaved, paramiko_put, ratio_line, rclone_copy
+from _net import agent_scan, bench_setup, big_input, interleaved, paramiko_put, ratio_line, rclone_copy
 
 from tests.integration.servers import start_rclone_sftp
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mib", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    arguments = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="harvest-bench-sftp-", dir=arguments.workdir))
+    arguments, workdir = bench_setup("mib", 512, "sftp")
     try:
         root, source = big_input(workdir, arguments.mib)
         server = start_rclone_sftp(workdir)

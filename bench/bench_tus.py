@@ -8,23 +8,15 @@ Usage: python bench/bench_tus.py [--mib 1024] [--rounds 3] [--workdir DIR]
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from _net import agent_scan, big_input, interleaved, ratio_line, raw_tus
+from _net import agent_scan, bench_setup, big_input, interleaved, ratio_line, raw_tus
 
 from tests.integration.servers import start_tus
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mib", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    arguments = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="harvest-bench-tus-", dir=arguments.workdir))
+    arguments, workdir = bench_setup("mib", 1024, "tus")
     try:
         root, source = big_input(workdir, arguments.mib)
         server = start_tus(workdir)
