@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import itertools
 import os
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,34 @@ from tests.integration.servers import ACCESS_KEY, SECRET_KEY, TUS_TOKEN, Server,
 MIB = 1 << 20
 
 
-def bench_setup(size_flag: str, default: int, prefix: str) -> tuple[argparse.Namespace, Path]:
-    """The arguments every transport benchmark takes (its size, --rounds, --workdir) and a
-    fresh work folder under --workdir (the caller removes it)."""
+@contextlib.contextmanager
+def bench_setup(size_flag: str, default: int, prefix: str) -> Iterator[tuple[argparse.Namespace, Path]]:
+    """The arguments every transport benchmark takes (its size, --rounds, --workdir), and a
+    fresh work folder under --workdir, removed afterwards."""
     parser = argparse.ArgumentParser()
     parser.add_argument(f"--{size_flag}", type=int, default=default)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     arguments = parser.parse_args()
-    return arguments, Path(tempfile.mkdtemp(prefix=f"harvest-bench-{prefix}-", dir=arguments.workdir))
+    workdir = Path(tempfile.mkdtemp(prefix=f"harvest-bench-{prefix}-", dir=arguments.workdir))
+    try:
+        yield arguments, workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def on_server(
+    start: Callable[[Path], Server],
+    workdir: Path,
+    rounds: int,
+    runs: Callable[[Server], dict[str, Callable[[], float]]],
+) -> dict[str, list[float]]:
+    """Start the server, run *runs(server)* interleaved for *rounds*, stop the server."""
+    server = start(workdir)
+    try:
+        return interleaved(rounds, runs(server))
+    finally:
+        server.stop()
 
 
 def big_input(workdir: Path, mib: int) -> tuple[Path, Path]:

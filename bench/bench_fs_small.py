@@ -43,8 +43,7 @@ def rclone_copy(root: Path, target: Path) -> float:
 
 
 def main() -> None:
-    arguments, workdir = bench_setup("count", 5000, "fs")
-    try:
+    with bench_setup("count", 5000, "fs") as (arguments, workdir):
         root = small_input(workdir, arguments.count)
         target = workdir / "archive"
 
@@ -67,8 +66,6 @@ def main() -> None:
               f" ({count / theirs:,.0f} files/s): **{ratio:.2f}x** (goal 1.0x, {'met' if ratio >= 1 else 'not met'})"
               f" | agent {', '.join(f'{v:.2f}' for v in times['agent'])}; rclone"
               f" {', '.join(f'{v:.2f}' for v in times['rclone copy --checksum'])} |")  # fmt: skip
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

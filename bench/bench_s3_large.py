@@ -7,9 +7,7 @@ Usage: python bench/bench_s3_large.py [--mib 1024] [--rounds 3] [--workdir DIR]
 
 from __future__ import annotations
 
-import shutil
-
-from _net import MIB, agent_scan, bench_setup, big_input, boto3_upload_file, interleaved, ratio_line, rclone_copy
+from _net import MIB, agent_scan, bench_setup, big_input, boto3_upload_file, on_server, ratio_line, rclone_copy
 
 from tests.integration.servers import start_rclone_s3
 
@@ -17,22 +15,15 @@ PART_BYTES = 16 * MIB
 
 
 def main() -> None:
-    arguments, workdir = bench_setup("mib", 1024, "s3")
-    try:
+    with bench_setup("mib", 1024, "s3") as (arguments, workdir):
         root, source = big_input(workdir, arguments.mib)
-        server = start_rclone_s3(workdir)
-        try:
-            times = interleaved(arguments.rounds, {
-                "agent": lambda: agent_scan(workdir, server, root, "s3", part_bytes=PART_BYTES),
-                "boto3 upload_file": lambda: boto3_upload_file(server, source, PART_BYTES),
-                "rclone copy": lambda: rclone_copy(server, source, workdir, "--s3-chunk-size", "16M"),
-            })  # fmt: skip
-        finally:
-            server.stop()
+        times = on_server(start_rclone_s3, workdir, arguments.rounds, lambda server: {
+            "agent": lambda: agent_scan(workdir, server, root, "s3", part_bytes=PART_BYTES),
+            "boto3 upload_file": lambda: boto3_upload_file(server, source, PART_BYTES),
+            "rclone copy": lambda: rclone_copy(server, source, workdir, "--s3-chunk-size", "16M"),
+        })  # fmt: skip
         goals = {"boto3 upload_file": 1.0, "rclone copy": 1.3}
         print(ratio_line(f"S3, {arguments.mib:,} MiB", times, goals, "MiB/s", arguments.mib))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

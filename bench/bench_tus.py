@@ -8,28 +8,19 @@ Usage: python bench/bench_tus.py [--mib 1024] [--rounds 3] [--workdir DIR]
 
 from __future__ import annotations
 
-import shutil
-
-from _net import agent_scan, bench_setup, big_input, interleaved, ratio_line, raw_tus
+from _net import agent_scan, bench_setup, big_input, on_server, ratio_line, raw_tus
 
 from tests.integration.servers import start_tus
 
 
 def main() -> None:
-    arguments, workdir = bench_setup("mib", 1024, "tus")
-    try:
+    with bench_setup("mib", 1024, "tus") as (arguments, workdir):
         root, source = big_input(workdir, arguments.mib)
-        server = start_tus(workdir)
-        try:
-            times = interleaved(arguments.rounds, {
-                "agent": lambda: agent_scan(workdir, server, root, "tus"),
-                "raw streaming PATCH": lambda: raw_tus(server, source),
-            })  # fmt: skip
-        finally:
-            server.stop()
+        times = on_server(start_tus, workdir, arguments.rounds, lambda server: {
+            "agent": lambda: agent_scan(workdir, server, root, "tus"),
+            "raw streaming PATCH": lambda: raw_tus(server, source),
+        })  # fmt: skip
         print(ratio_line(f"tus, {arguments.mib:,} MiB", times, {"raw streaming PATCH": 0.95}, "MiB/s", arguments.mib))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

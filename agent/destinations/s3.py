@@ -166,7 +166,7 @@ class S3Transport(DestinationTransport):
     # ----- payload ---------------------------------------------------------------
 
     def _already_there(self, key: str, item: PayloadItem) -> str | None:
-        """True when the archive already holds exactly these bytes under *key*.
+        """How the archive is known to hold exactly these bytes under *key* already, or None.
 
         By the SHA-256 in the object's metadata (looked up without regard to case: ``rclone
         serve s3`` returns ``Sha256``), else, where a server forgot metadata, by its ETag:

@@ -170,7 +170,8 @@ class SftpTransport(DestinationTransport):
     def _verify(self, path: str, item: PayloadItem, sent: dict[str, str]) -> str:
         """How the copy at *path* was found to hold the source's bytes; ItemError if it does not.
 
-        *sent* holds the digests of the bytes sent, computed while sending (sha256 always)."""
+        *sent* holds the digests of the bytes sent, computed while sending (``_copy``; empty
+        where the check needs none)."""
         if sent.get("sha256", item.sha256) != item.sha256:
             raise ItemError(f"{self.name}: the source changed while it was sent ({item.remote_key}); will copy again")
         server, digest = self._server_hash_command(), None
@@ -327,12 +328,17 @@ class SftpTransport(DestinationTransport):
     def _copy(
         self, item: PayloadItem, staging_path: str, remote_key: str, control: TransferControl, fresh: bool = False
     ) -> dict[str, str]:
-        """Send the source to *staging_path*; the digests of its bytes, computed on the way."""
+        """Send the source to *staging_path*; the digests of its bytes, computed on the way.
+
+        Only for a server that hashes with SHA-1 or MD5: its answer is compared with the same
+        digest of the bytes sent, and their SHA-256 ties those to the source's. A server's
+        SHA-256, or a read-back, is compared with the source's SHA-256 directly."""
         server = self._server_hash_command()
-        digests = {name: hashlib.new(name) for name in {"sha256", server[1] if server else "sha256"}}
+        weaker = None if server is None or server[1] == "sha256" else server[1]
+        digests = {name: hashlib.new(name) for name in ("sha256", weaker)} if weaker else {}
         with checked_source(item) as source:
             offset = 0 if fresh else min(self._verified_prefix(source, staging_path), item.identity.size_bytes)
-            if offset:  # a resumed copy: the prefix already there is hashed from the local source
+            if offset and digests:  # a resumed copy: the prefix already there is hashed from the local source
                 read_prefix = stream_chunks(source, offset, 0, CHUNK_BYTES)
                 while chunk := read_prefix():
                     for digest in digests.values():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import stat as stat_module
 import time
 from collections import OrderedDict
@@ -185,13 +184,6 @@ class Discovery:
             self._tracker.observe(root.key, found.rel_path, found.path, identity_of(stat),
                                   follow_symlinks=root.follow_symlinks)  # fmt: skip
 
-    def _observe(self, root: Root, rel_path: str, path: Path, stat: os.stat_result) -> None:
-        identity = identity_of(stat)
-        known = self._journal.known_identity(root.key, rel_path)
-        if known is not None and known[0] == identity and known[1] != FileState.STALE:
-            return
-        self._tracker.observe(root.key, rel_path, path, identity, follow_symlinks=root.follow_symlinks)
-
     def _look_at(self, root: Root, path: Path) -> None:
         rel_path = relative_posix(root.path, path)
         if rel_path is None:
@@ -211,7 +203,7 @@ class Discovery:
             return
         if stat_module.S_ISREG(stat.st_mode):
             if root.filter.file_allowed(rel_path):
-                self._observe(root, rel_path, path, stat)
+                self._observe_batch(root, [Found(rel_path, str(path), stat)])
             else:
                 self._note_excluded_growth(path, stat.st_size)
 

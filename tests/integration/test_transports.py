@@ -55,7 +55,7 @@ def test_scan_delivers_verifiable_bags_and_reruns_duplicate_nothing(tmp_path: Pa
     verification = sidecar["verification"]
     assert verification["destination"] == server.destination["name"]
     assert sum(verification["methods"].values()) == 7
-    methods = {"rclone-sftp": "server sha256sum", "tus": "sha256 checked by the archive"}
+    methods = {"rclone-sftp": "server sha256sum", "tus": "sha256 announced to the archive"}
     expected = methods.get(server.kind, "content-md5")  # S3: moto or rclone serve s3
     assert all(method.startswith(expected) for method in verification["methods"]), verification
 
