@@ -93,6 +93,8 @@ class Engine:
             clock=clock,
         )
         self._closer = DatasetCloser(self._journal, self._roots, self._tracker, self._timers, self._gaps, config.settle)
+        # A one-shot scan ends when every worker waits for work: each wait wakes the engine to check.
+        self._worker_idle: Callable[[], None] = self._discovery.inbox.wake if oneshot else lambda: None
         self._published_settling = -1
         self._troubles = 0
         self._next_heartbeat = 0.0
@@ -118,6 +120,7 @@ class Engine:
             stop=self.stop_event,
             on_hashed=self._hashed,
             on_changed=self._requeue,
+            on_idle=self._worker_idle,
         )
 
     def _new_transfer_worker(self, transport: DestinationTransport, operator_paused: bool) -> TransferWorker:
@@ -127,6 +130,7 @@ class Engine:
             transport,
             stop=self.stop_event,
             on_changed=self._requeue,
+            on_idle=self._worker_idle,
             give_up_when_paused=self.oneshot,
             guard=self.guard,
             operator_paused=operator_paused,

@@ -29,8 +29,9 @@ class HashWorker(Worker):
         stop: threading.Event,
         on_hashed: Callable[[set[int]], None],
         on_changed: Callable[[FileRecord], None],
+        on_idle: Callable[[], None] = lambda: None,
     ) -> None:
-        super().__init__("hash", state_dir, stop)
+        super().__init__("hash", state_dir, stop, on_idle)
         self._roots = roots
         self._destinations_by_root = roots.destinations_by_key()
         self._on_hashed = on_hashed

@@ -69,12 +69,13 @@ class TransferWorker(Worker):
         *,
         stop: threading.Event,
         on_changed: Callable[[FileRecord], None],
+        on_idle: Callable[[], None] = lambda: None,
         give_up_when_paused: bool = False,
         guard: AcquisitionGuard | None = None,
         operator_paused: bool = False,
         honour_schedule: bool = True,
     ) -> None:
-        super().__init__(f"transfer-{transport.name}", config.state_dir, stop)
+        super().__init__(f"transfer-{transport.name}", config.state_dir, stop, on_idle)
         self._config = config
         self.transport = transport
         self._on_changed = on_changed

@@ -23,8 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 class Worker(threading.Thread):
-    def __init__(self, name: str, state_dir: Path, stop: threading.Event) -> None:
+    def __init__(
+        self, name: str, state_dir: Path, stop: threading.Event, on_idle: Callable[[], None] = lambda: None
+    ) -> None:
         super().__init__(name=name, daemon=True)
+        self._on_idle = on_idle  # told each time the worker waits for work (a one-shot scan ends then)
         self._state_dir = state_dir
         self._stop_event = stop
         self.wake = threading.Event()  # set by the stage before it: work is waiting
@@ -70,6 +73,7 @@ class Worker(threading.Thread):
 
     def idle(self, seconds: float = 1.0) -> None:
         """Wait for a wake (or *seconds*), then clear it."""
+        self._on_idle()
         self.wake.wait(timeout=seconds)
         self.wake.clear()
 

@@ -22,11 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pydicom
-import pydicom.config
-import pydicom.uid
-from pydicom.errors import InvalidDicomError
-
+from agent.extract.dicom_reader import NotDicomError, dcmread, is_multi_value, uid_name
 from agent.extract.model import Declaration, DicomInfo, Dimensions, FileMetadata, InstrumentInfo, PixelSize
 
 DICOM_MAGIC_OFFSET = 128
@@ -40,11 +36,6 @@ ALLOWED = [
     "PixelRepresentation", "SharedFunctionalGroupsSequence", "SoftwareVersions", "AcquisitionNumber",
     "ImagesInAcquisition", "NumberOfSlices", "NumberOfTimeSlices",
 ]  # fmt: skip
-
-
-# pydicom's reading validation warns with the offending value (patient data, if a corrupt
-# length made an element swallow it); values are validated here instead, without quoting.
-pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 _UI = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _DA = re.compile(r"[0-9]{8}")
@@ -90,7 +81,7 @@ def valid_value(keyword: str, value: object) -> bool:
     check = VALIDATORS.get(VR_OF.get(keyword, ""))
     if check is None:
         return False
-    parts = list(value) if isinstance(value, pydicom.multival.MultiValue | list | tuple) else [value]
+    parts = list(value) if is_multi_value(value) or isinstance(value, list | tuple) else [value]
     if not parts or len(parts) > 16:
         return False
     for part in parts:
@@ -119,8 +110,8 @@ class DicomExtractor:
                 magic = has_dicom_magic(stream.read(DICOM_MAGIC_OFFSET + 4))
                 stream.seek(0)
                 try:
-                    dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=ALLOWED, force=not magic)
-                except InvalidDicomError:
+                    dataset = dcmread(stream, stop_before_pixels=True, specific_tags=ALLOWED, force=not magic)
+                except NotDicomError:
                     raise ValueError("not a DICOM file") from None
                 except Exception as error:  # noqa: BLE001 - messages of a corrupt parse may quote bytes
                     raise ValueError(f"unreadable DICOM header ({type(error).__name__})") from None
@@ -212,7 +203,7 @@ def _declaration(dataset: Any, info: DicomInfo, warnings: list[str]) -> Declarat
 
 
 def _class_name(uid: str | None) -> str:
-    return pydicom.uid.UID(uid).name if uid else ""
+    return uid_name(uid) if uid else ""
 
 
 def _raw(dataset: Any, keyword: str, warnings: list[str]) -> Any:
@@ -234,7 +225,7 @@ def _text(dataset: Any, keyword: str, warnings: list[str]) -> str | None:
     value = _raw(dataset, keyword, warnings)
     if value is None or value == "":
         return None
-    if isinstance(value, pydicom.multival.MultiValue):
+    if is_multi_value(value):
         value = "\\".join(str(item) for item in value)
     return str(value).strip() or None
 
@@ -326,7 +317,7 @@ def grouping_attributes(path: Path) -> dict[str, str] | None:
             stream.seek(0)
             with warnings_module.catch_warnings():
                 warnings_module.simplefilter("ignore")
-                dataset = pydicom.dcmread(stream, stop_before_pixels=True, specific_tags=GROUPING_TAGS)
+                dataset = dcmread(stream, stop_before_pixels=True, specific_tags=GROUPING_TAGS)
     except Exception:  # noqa: BLE001 - not readable DICOM: placed by folder instead
         return None
     ignored: list[str] = []

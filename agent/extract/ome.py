@@ -6,7 +6,6 @@ import warnings
 from typing import Any
 
 from lxml import etree
-from ome_types import from_xml
 
 from agent.extract.model import Channel, Dimensions, FileMetadata, InstrumentInfo, Objective, PixelSize
 from agent.extract.units import to_micrometres, to_nanometres
@@ -69,6 +68,8 @@ def prune_ome_xml(xml: str | bytes) -> tuple[bytes, list[str], int]:
 
 def parse_ome_xml(xml: str | bytes) -> tuple[Any, list[str], int]:
     """Parse OME-XML without schema validation (real files often deviate slightly)."""
+    from ome_types import from_xml  # on first use: its models cost every start-up about 0.25 s
+
     pruned, fileset, dropped_channels = prune_ome_xml(xml)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

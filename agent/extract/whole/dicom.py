@@ -14,10 +14,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import pydicom
-import pydicom.uid
-from pydicom.errors import InvalidDicomError
-
+from agent.extract.dicom_reader import NotDicomError, dcmread, uid_name
 from agent.extract.model import FileCompleteness
 from agent.extract.whole.source import Source, bytes_check, ends_early, truncated, unknown, whole
 
@@ -35,8 +32,8 @@ _PIXEL_CLASSES = {"Segmentation Storage", "Parametric Map Storage", "Label Map S
 def check_dicom(source: Source) -> FileCompleteness:
     with source.path.open("rb") as handle:
         try:
-            dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=True)
-        except (InvalidDicomError, EOFError, struct.error) as error:
+            dataset = dcmread(handle, stop_before_pixels=True, force=True)
+        except (NotDicomError, EOFError, struct.error) as error:
             return (
                 truncated(f"DICOM header ends early ({type(error).__name__})") if _at_end(handle, source) else unknown()
             )
@@ -145,7 +142,7 @@ def _is_image(dataset: Any) -> bool:
     """An object whose class carries pixel data (an image, a segmentation, a parametric map)."""
     meta = getattr(dataset, "file_meta", None)
     uid = str(dataset.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta is not None else "") or "")
-    name = pydicom.uid.UID(uid).name if uid else ""
+    name = uid_name(uid) if uid else ""
     return "Image Storage" in name or name in _PIXEL_CLASSES
 
 
