@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ErrorKind, JournalError, JournalWriteError
-from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION, VIEWS
+from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION, VIEWS, statements
 from agent.package.names import display as _display
 from agent.secrets.redact import redact
 
@@ -167,9 +167,8 @@ class JournalConnection:
         current = self._db.execute("PRAGMA user_version").fetchone()[0]
         for number in range(current, SCHEMA_VERSION):
             with self.transaction():
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in statements(MIGRATIONS[number]):
+                    self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextmanager

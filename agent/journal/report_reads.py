@@ -95,8 +95,12 @@ class ReportReads(JournalReads):
     # ----- files and their problems ------------------------------------------------------
 
     def file_state_counts(self) -> dict[str, int]:
+        """Files per state (kept by the journal's triggers: a few rows however many files)."""
         return {
-            str(state): int(count) for state, count in self._rows("SELECT state, COUNT(*) FROM files GROUP BY state")
+            str(state): int(count)
+            for state, count in self._rows(
+                "SELECT state, count FROM state_counts WHERE subject = 'files' AND destination = '' AND count != 0"
+            )
         }
 
     def quarantined_count(self) -> int:
@@ -147,12 +151,13 @@ class ReportReads(JournalReads):
     def delivery_counts(self) -> dict[str, dict[str, int]]:
         """Deliveries of current file versions, per destination and state.
 
-        Counted from the index alone, then corrected for the few rows that still describe an
-        older version (a file changed and is not hashed again yet), found from those files.
+        Read from the counts the journal's triggers keep, then corrected for the few rows that
+        still describe an older version (a file changed and is not hashed again yet), found
+        from those files.
         """
         counts: dict[str, dict[str, int]] = {}
         for destination, state, count in self._rows(
-            "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
+            "SELECT destination, state, count FROM state_counts WHERE subject = 'deliveries'"
         ):
             counts.setdefault(str(destination), {state.value: 0 for state in DeliveryState})[str(state)] = int(count)
         for destination, state, count in self._rows(
@@ -292,11 +297,11 @@ class ReportReads(JournalReads):
 
     def dataset_files_done(self, dataset_id: int) -> int:
         """Hashed files of the dataset verified at every destination they go to."""
+        # MIN over no deliveries is NULL: a file going nowhere is not done. One look-up per file.
         return self._count(
             "SELECT COUNT(*) FROM files f WHERE f.dataset_id = ? AND f.state = 'hashed'"
-            " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version)"
-            " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.file_id = f.id AND d.version = f.version"
-            " AND d.state != 'verified')",
+            " AND (SELECT MIN(d.state = 'verified') FROM deliveries d WHERE d.file_id = f.id"
+            " AND d.version = f.version) = 1",
             (dataset_id,),
         )
 

@@ -7,6 +7,8 @@ can be read in one place. Each migration is applied once, in order, and
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from enum import StrEnum
 
 
@@ -196,9 +198,65 @@ MIGRATIONS: list[str] = [
     INSERT INTO changes (id, generation) VALUES (1, 0);
     ALTER TABLE deliveries ADD COLUMN verified_by TEXT;
     """,
+    # 9: how many files and deliveries are in each state, kept by triggers (part of the
+    # journal, so every writer keeps them, whatever its version): status reads a few rows
+    # instead of counting a million. A delivery's subject is its destination; a file's is ''.
+    """
+    CREATE TABLE state_counts (
+        subject TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        state TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (subject, destination, state)
+    ) WITHOUT ROWID;
+    INSERT INTO state_counts SELECT 'files', '', state, COUNT(*) FROM files GROUP BY state;
+    INSERT INTO state_counts SELECT 'deliveries', destination, state, COUNT(*) FROM deliveries
+        GROUP BY destination, state;
+    CREATE TRIGGER count_files_insert AFTER INSERT ON files BEGIN
+        INSERT INTO state_counts VALUES ('files', '', NEW.state, 1)
+            ON CONFLICT DO UPDATE SET count = count + 1;
+    END;
+    CREATE TRIGGER count_files_update AFTER UPDATE OF state ON files WHEN OLD.state IS NOT NEW.state BEGIN
+        UPDATE state_counts SET count = count - 1
+            WHERE subject = 'files' AND destination = '' AND state = OLD.state;
+        INSERT INTO state_counts VALUES ('files', '', NEW.state, 1)
+            ON CONFLICT DO UPDATE SET count = count + 1;
+    END;
+    CREATE TRIGGER count_files_delete AFTER DELETE ON files BEGIN
+        UPDATE state_counts SET count = count - 1
+            WHERE subject = 'files' AND destination = '' AND state = OLD.state;
+    END;
+    CREATE TRIGGER count_deliveries_insert AFTER INSERT ON deliveries BEGIN
+        INSERT INTO state_counts VALUES ('deliveries', NEW.destination, NEW.state, 1)
+            ON CONFLICT DO UPDATE SET count = count + 1;
+    END;
+    CREATE TRIGGER count_deliveries_update AFTER UPDATE OF state, destination ON deliveries
+        WHEN OLD.state IS NOT NEW.state OR OLD.destination IS NOT NEW.destination BEGIN
+        UPDATE state_counts SET count = count - 1
+            WHERE subject = 'deliveries' AND destination = OLD.destination AND state = OLD.state;
+        INSERT INTO state_counts VALUES ('deliveries', NEW.destination, NEW.state, 1)
+            ON CONFLICT DO UPDATE SET count = count + 1;
+    END;
+    CREATE TRIGGER count_deliveries_delete AFTER DELETE ON deliveries BEGIN
+        UPDATE state_counts SET count = count - 1
+            WHERE subject = 'deliveries' AND destination = OLD.destination AND state = OLD.state;
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(migration: str) -> Iterator[str]:
+    """A migration's SQL statements one by one (a trigger's body holds semicolons of its own)."""
+    pending = ""
+    for piece in migration.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+
 
 _TRIGGER = (
     "CREATE TEMP TRIGGER changes_{name} AFTER {event} ON main.{table}"

@@ -257,7 +257,8 @@ def _dataset_report(
         counts = by_destination.setdefault(progress.destination, {"bytes": 0})
         counts[progress.state] = progress.deliveries
         counts["bytes"] += progress.done_bytes
-    for destination, file_id, offset in journal.dataset_unfinished_offsets(row.id):
+    unfinished = [name for name, counts in by_destination.items() if counts.get("pending") or counts.get("sending")]
+    for destination, file_id, offset in journal.dataset_unfinished_offsets(row.id) if unfinished else ():
         extra = live.get((destination, file_id), 0) - offset
         if extra > 0 and destination in by_destination:
             by_destination[destination]["bytes"] += extra
@@ -267,7 +268,6 @@ def _dataset_report(
     }
     count = max(1, len(by_destination))
     bytes_done = min(totals.bytes, sum(counts["bytes"] for counts in by_destination.values()) // count)
-    unfinished = [name for name, counts in by_destination.items() if counts.get("pending") or counts.get("sending")]
     failed_deliveries = sum(counts.get("failed", 0) for counts in by_destination.values())
     all_committed = bool(by_destination) and all(
         (commit := commits.get(name)) is not None
