@@ -2,8 +2,9 @@
 
 Third parties add formats through the ``harvest.extractors`` entry-point group: each
 entry point names an object (or a class to instantiate) with ``name``,
-``accepts(head, path)`` and ``extract(path, metadata)``. Installed extractors are tried
-before the built-in ones.
+``accepts(head, path)`` and ``extract(path, metadata)``, and optionally
+``refuses(head)``: why a file it accepted by name is not its format (None: it is), so
+that no parser runs on it. Installed extractors are tried before the built-in ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import logging
 import os
 import stat
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
@@ -103,6 +105,12 @@ def _extracted(path: Path, head: bytes, metadata: FileMetadata) -> FileMetadata:
     for extractor in extractors():
         if not extractor.accepts(head, path):
             continue
+        # Optional: an extractor that accepts a name may refuse the bytes before its parser runs.
+        refuses: Callable[[bytes], str | None] | None = getattr(extractor, "refuses", None)
+        reason = refuses(head) if refuses is not None else None
+        if reason is not None:
+            metadata.warnings.append(f"{extractor.name}: unreadable metadata: {reason}")
+            return metadata
         try:
             return extractor.extract(path, metadata.model_copy(deep=True))
         except Exception as error:  # noqa: BLE001 - parsers raise anything on corrupt input

@@ -55,6 +55,10 @@ class TiffExtractor:
     def accepts(self, head: bytes, path: Path) -> bool:
         return head[:4] in TIFF_MAGIC or path.suffix.lower() in (".tif", ".tiff", ".lsm", ".btf")
 
+    def refuses(self, head: bytes) -> str | None:
+        """A TIFF name without TIFF's magic number: said without running the parser."""
+        return None if head[:4] in TIFF_MAGIC else "not a TIFF file (no TIFF magic number)"
+
     def extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
         _collector.local.messages = metadata.warnings
         try:

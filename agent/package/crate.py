@@ -9,11 +9,11 @@ RO-Crate provenance pattern; each ``File`` carries ``sha256``, ``contentSize`` a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from agent.config.models import Instrument
+from agent.package.jsontext import readable_json
 
 RO_CRATE_METADATA = "ro-crate-metadata.json"
 CONTEXT = "https://w3id.org/ro/crate/1.1/context"
@@ -92,4 +92,4 @@ def build_crate(
     if instrument.facility:
         graph.append({"@id": "#facility", "@type": "Organization", "name": instrument.facility})
     graph.append(action)
-    return (json.dumps({"@context": CONTEXT, "@graph": graph}, indent=1, ensure_ascii=False) + "\n").encode()
+    return (readable_json({"@context": CONTEXT, "@graph": graph}, "@graph", indent=1) + "\n").encode()

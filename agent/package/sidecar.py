@@ -7,7 +7,6 @@ and why, so that nothing is silently dropped. Its JSON Schema is in docs/schemas
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from agent import __version__
 from agent.config.models import Instrument
 from agent.package.bagit import PayloadEntry, TagFile, build_bag
 from agent.package.crate import RO_CRATE_METADATA, build_crate
+from agent.package.jsontext import readable_json
 from agent.package.names import display, encode_component, is_utf8
 
 HARVEST_JSON_VERSION = 2
@@ -149,7 +149,7 @@ def build_package(
         ("Harvest-Revision", str(revision)),
         ("Harvest-Missing-Files", str(len(missing)) if missing else ""),
     ]
-    sidecar_bytes = (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    sidecar_bytes = (readable_json(sidecar, "files", indent=2) + "\n").encode("utf-8")
     crate = build_crate(
         instrument,
         dataset_key=display(dataset_key),
