@@ -48,7 +48,7 @@ class FakeS3:
         self.calls.append("create_multipart_upload")
         return {"UploadId": "u1"}
 
-    def upload_part(self, *, PartNumber: int, Body: bytes, ContentMD5: str, **_: Any) -> dict[str, Any]:  # noqa: N803
+    def upload_part(self, *, PartNumber: int, Body: bytes, ContentMD5: str, **_: Any) -> dict[str, Any]:
         digest = hashlib.md5(Body).digest()  # noqa: S324
         assert base64.b64encode(digest).decode() == ContentMD5
         self.parts[PartNumber] = Body
