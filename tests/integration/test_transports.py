@@ -307,3 +307,24 @@ def test_a_token_echoed_by_the_server_is_masked_everywhere(tmp_path: Path) -> No
     finally:
         proxy.close()
         tus.stop()
+
+
+def test_sftp_agrees_on_aes_gcm_where_the_server_offers_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AES-GCM spares paramiko an HMAC per packet; rclone serve sftp offers it."""
+    from agent.config.destinations import SftpDestination
+    from agent.destinations.sftp import SftpTransport
+    from tests.integration.servers import start_rclone_sftp
+
+    server = start_rclone_sftp(tmp_path)
+    try:
+        for name, value in server.environment.items():
+            monkeypatch.setenv(name, value)
+        transport = SftpTransport(SftpDestination(**server.destination), tmp_path)
+        transport.sftp()
+        assert transport._client is not None
+        ssh = transport._client.get_transport()
+        ciphers = (getattr(ssh, "local_cipher", None), getattr(ssh, "remote_cipher", None))
+        assert ciphers == ("aes128-gcm@openssh.com",) * 2
+        transport.close()
+    finally:
+        server.stop()
