@@ -7,13 +7,13 @@ fresh place (the server's store is emptied between runs), so nothing is skipped 
 "already there": each run writes under names of its own (the agent under an instrument id
 of its own, rclone and boto3 under a folder or key of their own); nothing is deleted behind
 the servers' backs (rclone's VFS caches listings). Baselines and agent alternate round by
-round on the same server.
+round on the same server. Every side is timed as a whole process, as the issue measured:
+the agent's `harvest scan`, rclone, and the Python baselines (bench/_clients.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
 import itertools
@@ -28,16 +28,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import paramiko
-import requests
 import yaml
-from boto3.s3.transfer import TransferConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tests.integration.servers import ACCESS_KEY, SECRET_KEY, TUS_TOKEN, Server, rclone
 
 MIB = 1 << 20
+CLIENTS = Path(__file__).with_name("_clients.py")
 
 
 @contextlib.contextmanager
@@ -121,33 +118,24 @@ def agent_scan(workdir: Path, server: Server, root: Path, name: str, **destinati
     return time.perf_counter() - started
 
 
+def python_client(name: str, *arguments: str) -> float:
+    """Seconds of one baseline client of bench/_clients.py, as a whole process."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(CLIENTS), name, *arguments], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def raw_tus(server: Server, source: Path) -> float:
     """One streaming PATCH of the whole file. Its sha256 is announced (computed before the
     clock starts) so that the server's finish hook does the same check as for the agent."""
-    headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {TUS_TOKEN}"}
     with source.open("rb") as stream:
         digest = hashlib.file_digest(stream, "sha256").hexdigest()
-    metadata = "sha256 " + base64.b64encode(digest.encode()).decode()
-    started = time.perf_counter()
-    size = source.stat().st_size
-    created = requests.post(server.destination["url"], timeout=60,
-                            headers={**headers, "Upload-Length": str(size), "Upload-Metadata": metadata})  # fmt: skip
-    url = requests.compat.urljoin(server.destination["url"], created.headers["Location"])
-    with source.open("rb") as stream:
-        response = requests.patch(url, data=stream, timeout=600, headers={
-            **headers, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
-            "Content-Length": str(size)})  # fmt: skip
-    response.raise_for_status()
-    return time.perf_counter() - started
+    return python_client("tus", server.destination["url"], str(source), digest, TUS_TOKEN)
 
 
 def boto3_upload_file(server: Server, source: Path, part_bytes: int) -> float:
-    client = boto3.client("s3", endpoint_url=server.destination["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)  # fmt: skip
-    started = time.perf_counter()
-    config = TransferConfig(multipart_chunksize=part_bytes, multipart_threshold=part_bytes)
-    client.upload_file(str(source), "imaging", f"{fresh_name('raw')}/{source.name}", Config=config)
-    return time.perf_counter() - started
+    return python_client("boto3", server.destination["endpoint_url"], str(source),
+                         f"{fresh_name('raw')}/{source.name}", str(part_bytes), ACCESS_KEY, SECRET_KEY)  # fmt: skip
 
 
 def rclone_copy(server: Server, source: Path, workdir: Path, *flags: str) -> float:
@@ -169,19 +157,10 @@ def rclone_copy(server: Server, source: Path, workdir: Path, *flags: str) -> flo
     return time.perf_counter() - started
 
 
-def paramiko_put(server: Server, source: Path) -> float:
-    from io import StringIO
-
-    key = paramiko.RSAKey.from_private_key(StringIO(server.environment["HARVEST_CREDENTIAL_NAS_KEY"]))
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - local test server
-    client.connect("127.0.0.1", port=server.port, username="harvest", pkey=key, allow_agent=False,
-                   look_for_keys=False)  # fmt: skip
-    started = time.perf_counter()
-    client.open_sftp().put(str(source), f"/archive/{fresh_name('raw')}-{source.name}")
-    elapsed = time.perf_counter() - started
-    client.close()
-    return elapsed
+def paramiko_put(server: Server, source: Path, workdir: Path) -> float:
+    key = workdir / "paramiko-key"
+    key.write_text(server.environment["HARVEST_CREDENTIAL_NAS_KEY"])
+    return python_client("sftp", str(server.port), str(key), str(source), f"/archive/{fresh_name('raw')}-{source.name}")
 
 
 def interleaved(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:

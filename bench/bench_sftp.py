@@ -19,7 +19,7 @@ def main() -> None:
         times = on_server(start_rclone_sftp, workdir, arguments.rounds, lambda server: {
             "agent": lambda: agent_scan(workdir, server, root, "sftp"),
             "rclone copy": lambda: rclone_copy(server, source, workdir),
-            "paramiko put": lambda: paramiko_put(server, source),
+            "paramiko put": lambda: paramiko_put(server, source, workdir),
         })  # fmt: skip
         goals = {"rclone copy": 1.0, "paramiko put": 0.0}
         print(ratio_line(f"SFTP, {arguments.mib:,} MiB", times, goals, "MiB/s", arguments.mib))
