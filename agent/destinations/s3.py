@@ -29,6 +29,7 @@ from agent.destinations.base import PROBE_BYTES, Delivered, DestinationTransport
 from agent.destinations.http import RetryableHTTPError, http_date, retry_after_value
 from agent.destinations.moving import UncommitOnce, checked_source, login_hint
 from agent.destinations.s3_etag import etag_matches
+from agent.destinations.s3_small import MD5_ETAG, SmallPuts
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
@@ -52,6 +53,7 @@ class S3Transport(DestinationTransport):
         self._client: Any = None
         self._uncommits = UncommitOnce(self._remove_markers)
         self.parallel_small_files = config.concurrency
+        self._small_puts = SmallPuts(config, self.wait_turn)
 
     # ----- errors: the one place botocore exceptions become the agent's ---------------
 
@@ -138,6 +140,7 @@ class S3Transport(DestinationTransport):
 
     def probe(self) -> None:
         self._client = None
+        self._small_puts.reset()
         try:
             self._call("check bucket", "head_bucket", Bucket=self.config.bucket)
         except ItemError as error:  # HEAD has no body: a missing bucket is a bare 404
@@ -210,6 +213,8 @@ class S3Transport(DestinationTransport):
                 control.started(remote_key, None)
                 body = bytes(stream_chunks(source, item.identity.size_bytes, 0, max(item.identity.size_bytes, 1))())
                 control.progress(len(body))
+                if self._small_puts.put(key, body, metadata):
+                    return Delivered(remote_key, skipped=False, verified_by=MD5_ETAG)
                 self._put(key, body, metadata)
             else:
                 etag_proved = self._multipart(source, key, remote_key, item, metadata, control)

@@ -97,3 +97,28 @@ def test_without_an_etag_in_the_reply_the_size_is_checked_by_head(tmp_path: Path
 def test_an_etag_that_does_not_match_the_parts_sent_fails_the_file(tmp_path: Path) -> None:
     with pytest.raises(ItemError, match="does not match the parts sent"):
         deliver(tmp_path, FakeS3("wrong"))
+
+
+def test_a_small_file_the_fast_path_cannot_prove_goes_with_content_md5(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import obstore
+
+    monkeypatch.setattr(obstore, "put", lambda *_, **__: {"e_tag": '"' + "0" * 32 + '"'})  # bytes damaged on the way
+    monkeypatch.setenv("HARVEST_CREDENTIAL_S3_KEY", "AKIA:secret")
+    source = tmp_path / "tile.tif"
+    source.write_bytes(os.urandom(4096))
+    put: list[dict[str, Any]] = []
+
+    class Store(FakeS3):
+        def put_object(self, **kwargs: Any) -> dict[str, Any]:
+            assert base64.b64decode(kwargs["ContentMD5"]) == hashlib.md5(kwargs["Body"]).digest()  # noqa: S324
+            put.append(kwargs)
+            return {"ETag": f'"{hashlib.md5(kwargs["Body"]).hexdigest()}"'}  # noqa: S324
+
+    config = S3Destination(type="s3", name="objects", bucket="imaging", part_bytes=PART, credential="s3-key")
+    transport = S3Transport(config)
+    transport._client = Store("right")
+    item = PayloadItem(source, identity_of(source.stat()), "0" * 64, "FAC/a/s1", "tile.tif", 0)
+    assert transport.deliver(item, Control()).verified_by == "content-md5"
+    assert [kwargs["Key"] for kwargs in put] == ["FAC/a/s1/data/tile.tif"]
