@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.extract.dicom_reader import NotDicomError, dcmread, is_multi_value, uid_name
+from agent.extract.dicom_reader import NotDicomError, dcmread, elements_in_order, is_multi_value, uid_name
 from agent.extract.model import Declaration, DicomInfo, Dimensions, FileMetadata, InstrumentInfo, PixelSize
 
 DICOM_MAGIC_OFFSET = 128
@@ -115,6 +115,8 @@ class DicomExtractor:
                     raise ValueError("not a DICOM file") from None
                 except Exception as error:  # noqa: BLE001 - messages of a corrupt parse may quote bytes
                     raise ValueError(f"unreadable DICOM header ({type(error).__name__})") from None
+                if not elements_in_order(stream, dataset, DICOM_MAGIC_OFFSET + 4 if magic else 0):
+                    _drop_free_text(dataset, metadata.warnings)
             result = self._normalise(dataset, magic, metadata)
         if caught:
             result.warnings.append(f"DICOM: the reader reported {len(caught)} problem(s) (values not shown)")
@@ -200,6 +202,19 @@ def _declaration(dataset: Any, info: DicomInfo, warnings: list[str]) -> Declarat
     if images is None or not 0 < images <= MAX_DECLARED_INSTANCES:
         return None
     return Declaration(kind="dicom-acquisition", group=group, expected=images, unit="instances")
+
+
+#: VRs whose values are free text: any name fits them, a patient's too.
+FREE_TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+def _drop_free_text(dataset: Any, warnings: list[str]) -> None:
+    """A header whose elements repeat or come out of order is damaged: an attribute may hold
+    another's value. Only values that their VR constrains (UIDs, dates, numbers) are kept."""
+    for keyword, vr in VR_OF.items():
+        if vr in FREE_TEXT_VRS and keyword in dataset:
+            del dataset[keyword]
+    warnings.append("DICOM: header elements repeated or out of order (damaged header); free-text values dropped")
 
 
 def _class_name(uid: str | None) -> str:

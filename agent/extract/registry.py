@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -72,9 +73,15 @@ def extractors() -> tuple[Extractor, ...]:
     return tuple(found)
 
 
+# A quoted literal in an error message (b'...', '...', "..."), or an unclosed one to the end:
+# parsers quote the bytes they choked on, and those may be a patient's name.
+_QUOTED = re.compile(r"""b?'(?:[^'\\]|\\.)*'|b?"(?:[^"\\]|\\.)*"|b?['"].*""")
+
+
 def _describe(error: BaseException) -> str:
+    """One line about *error* for a warning or a log, with every quoted value cut out."""
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return display(text[:200])
+    return display(_QUOTED.sub("<value not shown>", text)[:200])
 
 
 def extract_metadata(path: Path) -> FileMetadata:
