@@ -341,8 +341,7 @@ class S3Transport(DestinationTransport):
         etag = str(result.get("ETag", "")).strip('"')
         if etag and etag != f"{expected}-{len(ordered)}":
             raise ItemError(f"{self.name}: {remote_key}: multipart ETag {etag} does not match the parts sent")
-        covered = sum(min(part_bytes, size - (int(part["number"]) - 1) * part_bytes) for part in ordered)
-        return bool(etag) and len(ordered) == part_count and covered == size
+        return bool(etag) and sorted(parts) == list(range(1, part_count + 1))
 
     def _note_stuck_part(
         self, control: TransferControl, key: str, upload_id: str, part_bytes: int,

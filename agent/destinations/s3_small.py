@@ -48,13 +48,12 @@ class SmallPuts:
     def __init__(self, config: S3Destination, wait_turn: Callable[[], None]) -> None:
         self._config = config
         self._wait_turn = wait_turn
-        self._store: Any = None
-        # Only with explicit credentials (botocore's default chain is not mirrored here).
-        self.enabled = config.credential is not None
+        self.reset()
 
     def reset(self) -> None:
         """A new connection (after an outage or new credentials): build the store again."""
-        self._store = None
+        self._store: Any = None
+        # Only with explicit credentials (botocore's default chain is not mirrored here).
         self.enabled = self._config.credential is not None
 
     def _built(self) -> Any:

@@ -65,7 +65,9 @@ def elements_in_order(stream: BinaryIO, dataset: Any, dataset_start: int) -> boo
     implicit, little = bool(encoding[0]), bool(encoding[1])
     try:
         stream.seek(dataset_start)
-        if dataset_start:  # the file meta group (explicit VR little endian) precedes the dataset
+        meta_group = stream.read(2) == b"\x02\x00"
+        stream.seek(dataset_start)
+        if meta_group:  # the file meta group (explicit VR little endian; also without a preamble)
             for _ in data_element_generator(stream, False, True, stop_when=lambda tag, *_: tag.group != 2,
                                             defer_size=256):  # fmt: skip
                 pass

@@ -73,8 +73,12 @@ def test_an_attribute_whose_tag_was_damaged_into_a_kept_one_is_not_believed(
     assert any("out of order" in warning for warning in metadata.warnings)
 
 
-def test_an_intact_header_keeps_its_free_text() -> None:
-    for path in DICOM_SAMPLES:
+def test_an_intact_header_keeps_its_free_text(tmp_path: Path) -> None:
+    # Also a file written without its 128-byte preamble and DICM, its meta group first.
+    bare = tmp_path / "no-preamble.dcm"
+    bare.write_bytes((DATA / "dicom/single/CT_small.dcm").read_bytes()[132:])
+    for path in [*DICOM_SAMPLES, bare]:
         metadata = extract_metadata(path)
         assert not any("out of order" in warning for warning in metadata.warnings), path.name
     assert extract_metadata(DATA / "dicom/single/CT_small.dcm").instrument.manufacturer
+    assert extract_metadata(bare).instrument.manufacturer
