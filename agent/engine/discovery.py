@@ -203,7 +203,7 @@ class Discovery:
             return
         if stat_module.S_ISREG(stat.st_mode):
             if root.filter.file_allowed(rel_path):
-                self._observe_batch(root, [Found(rel_path, str(path), stat)])
+                self._observe_batch(root, [Found(rel_path, str(path.parent), stat)])
             else:
                 self._note_excluded_growth(path, stat.st_size)
 

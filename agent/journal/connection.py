@@ -243,5 +243,12 @@ class JournalConnection:
                 raise JournalError(f"the journal {self.path} is busy ({error}); try again") from None
             raise
 
+    def _plain_rows(self, sql: str, parameters: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Rows without the row factory, for hot loops (a reconcile reads a million):
+        a name that is not UTF-8 comes back as its bytes, for the caller to decode."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, _bind(parameters)).fetchall()
+
     def _count(self, sql: str, parameters: Sequence[object] = ()) -> int:
         return int(self._rows(sql, parameters)[0][0] or 0)

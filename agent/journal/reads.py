@@ -7,7 +7,7 @@ are ``report_reads``). Joins used in more than one place are the views in ``sche
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agent.journal.connection import JournalConnection
@@ -20,8 +20,9 @@ from agent.journal.records import (
     FileRecord,
     file_from_row,
 )
-from agent.journal.schema import DatasetState, DeliveryState, FileState
+from agent.journal.schema import UNVERIFIED_SQL, DatasetState, DeliveryState, FileState
 
+_REMOTE_STATES = f"SELECT remote_state FROM deliveries WHERE destination = ? AND remote_state IS NOT NULL AND state IN {UNVERIFIED_SQL}"  # noqa: E501, S608 - constants only
 LOOKUP_BATCH = 500  # bound parameters per query (SQLite allows 32,766 since 3.32; older builds 999)
 
 
@@ -39,29 +40,34 @@ class JournalReads(JournalConnection):
 
     def known_identities(self, root: str, rel_paths: Sequence[str]) -> dict[str, tuple[int, int, int, int, str]]:
         """What ``known_identity`` says, for many files at once (a reconcile scan's batch) and as
-        plain tuples (dev, ino, size, mtime_ns, state): one query per ``LOOKUP_BATCH`` paths.
-        (Names that are not UTF-8 come back as the same ``str``, as from every read.)"""
+        plain tuples (dev, ino, size, mtime_ns, state): one query per folder in each
+        ``LOOKUP_BATCH`` paths. (Names that are not UTF-8 come back as the same ``str``, as
+        from every read.)"""
         known: dict[str, tuple[int, int, int, int, str]] = {}
         for start in range(0, len(rel_paths), LOOKUP_BATCH):
-            batch = sorted(rel_paths[start : start + LOOKUP_BATCH])
-            # A batch is mostly one folder's files, neighbours in the (root, rel_path) index:
-            # one range read is about twice as fast as looking each up. Rows in the range
-            # that are not in the batch (a subfolder's files sorting between) do no harm; paths
-            # the range did not answer are then looked up by name.
-            rows = self._db.execute(
-                "SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files"
-                " WHERE root = ? AND rel_path BETWEEN ? AND ? LIMIT ?",
-                (root, batch[0], batch[-1], 2 * len(batch)),
-            ).fetchall()
-            for rel_path, *identity in rows:
-                known[rel_path] = tuple(identity)
-            missing = [path for path in batch if path not in known]
-            if missing:  # new files, a range cut short by its limit, or names bound as BLOBs
-                placeholders = ",".join("?" * len(missing))
-                by_name = f"SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path IN ({placeholders})"  # noqa: E501, S608 - placeholders only
-                for rel_path, *identity in self._db.execute(by_name, (root, *missing)).fetchall():
-                    known[rel_path] = tuple(identity)
+            for run in _folder_runs(sorted(rel_paths[start : start + LOOKUP_BATCH])):
+                self._look_up_run(root, run, known)
         return known
+
+    def _look_up_run(self, root: str, run: list[str], known: dict[str, tuple[int, int, int, int, str]]) -> None:
+        """One folder's files, sorted: neighbours in the (root, rel_path) index, so one range
+        read (about twice as fast as looking each up). Rows in the range that are not in the
+        run (a subfolder's files sorting between) do no harm; paths the range did not answer
+        are then looked up by name."""
+        # A million rows per reconcile: read as plain rows; only rel_path can be a BLOB (a
+        # name that is not UTF-8), and it is decoded here as the row factory would.
+        rows = self._plain_rows(
+            "SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files"
+            " WHERE root = ? AND rel_path BETWEEN ? AND ? LIMIT ?",
+            (root, run[0], run[-1], 2 * len(run)),
+        )
+        known.update({_text(row[0]): row[1:] for row in rows})
+        missing = [path for path in run if path not in known]
+        if missing:  # new files, a range cut short by its limit, or names bound as BLOBs
+            placeholders = ",".join("?" * len(missing))
+            by_name = f"SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path IN ({placeholders})"  # noqa: E501, S608 - placeholders only
+            rows = self._plain_rows(by_name, (root, *missing))
+            known.update({_text(row[0]): row[1:] for row in rows})
 
     def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:
         rows = self._db.execute(
@@ -114,8 +120,7 @@ class JournalReads(JournalConnection):
     def remote_states(self, destination: str) -> list[dict[str, Any]]:
         """Resume states of deliveries still in progress at *destination*."""
         rows = self._db.execute(
-            "SELECT remote_state FROM deliveries WHERE destination = ? AND remote_state IS NOT NULL"
-            " AND state != 'verified'",
+            _REMOTE_STATES,
             (destination,),
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
@@ -229,3 +234,22 @@ class JournalReads(JournalConnection):
         return self._count(
             "SELECT attempts FROM deliveries WHERE file_id = ? AND destination = ?", (file_id, destination)
         )
+
+
+def _folder_runs(rel_paths: list[str]) -> Iterator[list[str]]:
+    """Sorted *rel_paths* cut where the folder changes."""
+    run: list[str] = []
+    folder = None
+    for rel_path in rel_paths:
+        parent = rel_path.rpartition("/")[0]
+        if parent != folder and run:
+            yield run
+            run = []
+        folder = parent
+        run.append(rel_path)
+    if run:
+        yield run
+
+
+def _text(name: str | bytes) -> str:
+    return name if isinstance(name, str) else name.decode("utf-8", "surrogateescape")

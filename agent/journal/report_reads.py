@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from agent.journal.reads import JournalReads
-from agent.journal.schema import DatasetState, DeliveryState, FileState
+from agent.journal.schema import UNVERIFIED_SQL, DatasetState, DeliveryState, FileState
+
+# An index read of the unverified deliveries, not a scan of every one ("+" keeps the planner
+# off files_by_state, which would visit every hashed file).
+_UNDELIVERED = f"SELECT root, rel_path, destination, error FROM current_deliveries WHERE state IN {UNVERIFIED_SQL} AND +file_state = ?"  # noqa: E501, S608 - constants only
 
 
 class PathReason(NamedTuple):
@@ -173,8 +177,8 @@ class ReportReads(JournalReads):
         return [
             UndeliveredRow(str(root), str(rel_path), str(destination), error)
             for root, rel_path, destination, error in self._rows(
-                "SELECT root, rel_path, destination, error FROM current_deliveries WHERE state != ? AND file_state = ?",
-                (DeliveryState.VERIFIED, FileState.HASHED),
+                _UNDELIVERED,
+                (FileState.HASHED,),
             )
         ]
 

@@ -27,6 +27,12 @@ class DeliveryState(StrEnum):
     FAILED = "failed"
 
 
+# "state IN UNVERIFIED_SQL", not "state != 'verified'": the journal's indexes then find the
+# few unverified deliveries instead of scanning the millions verified (a literal list, built
+# from the enum, so a new state is never forgotten).
+UNVERIFIED_SQL = "(" + ", ".join(f"'{state}'" for state in DeliveryState if state is not DeliveryState.VERIFIED) + ")"
+
+
 class DatasetState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"

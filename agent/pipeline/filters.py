@@ -13,8 +13,14 @@ import re
 from collections.abc import Sequence
 
 JUNK_NAMES = frozenset({"thumbs.db", ".ds_store", "desktop.ini", "ehthumbs.db", ".directory"})
-IN_PROGRESS_PATTERNS = ("*.tmp", "*.temp", "*.partial", "*.part", "*.crdownload", "~$*", ".~lock.*", "*.swp")
+IN_PROGRESS_SUFFIXES = (".tmp", ".temp", ".partial", ".part", ".crdownload", ".swp")
+IN_PROGRESS_PREFIXES = ("~$", ".~lock.")
+IN_PROGRESS_PATTERNS = tuple(f"*{suffix}" for suffix in IN_PROGRESS_SUFFIXES) + tuple(
+    f"{prefix}*" for prefix in IN_PROGRESS_PREFIXES
+)
 INTERNAL_PREFIX = ".harvest-"
+# Names refused by their start alone: AppleDouble files, the agent's own, in-progress ones.
+_REFUSED_PREFIXES = ("._", INTERNAL_PREFIX, *IN_PROGRESS_PREFIXES)
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -54,18 +60,17 @@ class PathFilter:
     """Decides whether a relative path (file or folder) may be harvested."""
 
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self._in_progress = _any_of(IN_PROGRESS_PATTERNS)
         self._include = _any_of(include)
         self._exclude = _any_of(exclude)
 
     @staticmethod
     def is_junk_name(name: str) -> bool:
-        lowered = name.lower()
-        return lowered in JUNK_NAMES or lowered.startswith("._") or name.startswith(INTERNAL_PREFIX)
+        return name.lower() in JUNK_NAMES or name.startswith(("._", INTERNAL_PREFIX))
 
-    def is_in_progress(self, rel_path: str) -> bool:
-        name = rel_path.rsplit("/", 1)[-1]
-        return self._in_progress is not None and self._in_progress.match(name) is not None
+    @staticmethod
+    def is_in_progress(rel_path: str) -> bool:
+        name = rel_path.rpartition("/")[2]
+        return name.endswith(IN_PROGRESS_SUFFIXES) or name.startswith(IN_PROGRESS_PREFIXES)
 
     def folder_allowed(self, rel_path: str) -> bool:
         name = rel_path.rsplit("/", 1)[-1]
@@ -74,8 +79,9 @@ class PathFilter:
         return self._exclude is None or self._exclude.match(rel_path + "/") is None
 
     def file_allowed(self, rel_path: str) -> bool:
-        name = rel_path.rsplit("/", 1)[-1]
-        if self.is_junk_name(name) or self.is_in_progress(rel_path):
+        # Called for every file of every reconcile (millions): plain string tests, no regex.
+        name = rel_path.rpartition("/")[2]
+        if name.startswith(_REFUSED_PREFIXES) or name.endswith(IN_PROGRESS_SUFFIXES) or name.lower() in JUNK_NAMES:
             return False
         if self._exclude is not None and self._exclude.match(rel_path) is not None:
             return False

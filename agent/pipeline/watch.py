@@ -31,22 +31,25 @@ from watchdog.observers.polling import PollingObserver
 from agent.pipeline.filters import PathFilter
 
 ErrorCallback = Callable[[str, str], None]
+_LIST_BY_DESCRIPTOR = os.scandir in os.supports_fd  # POSIX; Windows lists by path
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+SORTED_RUN = 8192  # a folder's files are yielded sorted by name, this many at most at a time
 UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
 
 
 class Found:
     """A regular file found under a root (its ``Path`` is built only when asked for)."""
 
-    __slots__ = ("_entry_path", "rel_path", "stat")
+    __slots__ = ("_folder", "rel_path", "stat")
 
-    def __init__(self, rel_path: str, entry_path: str, stat: os.stat_result) -> None:
+    def __init__(self, rel_path: str, folder: str, stat: os.stat_result) -> None:
         self.rel_path = rel_path
         self.stat = stat
-        self._entry_path = entry_path
+        self._folder = folder  # the folder it was listed in, as the scan opened it
 
     @property
     def path(self) -> Path:
-        return Path(self._entry_path)
+        return Path(self._folder, self.rel_path.rpartition("/")[2])
 
 
 def relative_posix(root: Path, path: Path) -> str | None:
@@ -76,7 +79,8 @@ def scan_tree(
     harvest misses); *on_listed* each folder that was listed.
 
     Depth-first with an explicit stack of open folders: memory grows with the depth
-    and the width of one folder level, never with the number of files.
+    and the width of one folder level, never with the number of files. A folder's files
+    come in name order, in runs of up to ``SORTED_RUN``.
     """
     real_root = os.path.realpath(root)
     visited: set[tuple[int, int]] = set()
@@ -94,7 +98,7 @@ def scan_tree(
                 on_error(str(folder), "symbolic link loop: folder already scanned; skipped")
                 continue
             visited.add(key)
-            entries = os.scandir(folder)
+            entries, folder_fd = _open_listing(folder)
         except FileNotFoundError:
             continue  # vanished between listing and scanning: nothing to harvest
         except OSError as error:
@@ -103,26 +107,62 @@ def scan_tree(
             continue
         on_listed(folder)
         file_allowed = path_filter.file_allowed
-        with entries:
-            for entry in entries:
-                rel_path = prefix + entry.name
-                try:  # the common case inline (a reconcile looks at millions): a plain file
-                    plain_file = not entry.is_symlink() and entry.is_file(follow_symlinks=False)
-                    if plain_file:
-                        if file_allowed(rel_path):
-                            yield Found(rel_path, entry.path, entry.stat(follow_symlinks=False))
-                        continue
-                except OSError:
-                    pass  # _classify looks again and says what went wrong
-                found = _classify(rel_path, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable)
-                if isinstance(found, Found):
-                    yield found
-                elif found is not None:
-                    pending.append((Path(entry.path), found + "/"))
+        folder_text = str(folder)
+        run: list[Found] = []
+        try:
+            with entries:
+                for entry in entries:
+                    rel_path = prefix + entry.name
+                    try:  # the common case inline (a reconcile looks at millions): a plain file
+                        if entry.is_file(follow_symlinks=False):  # false for a link, whatever its target
+                            if file_allowed(rel_path):
+                                run.append(Found(rel_path, folder_text, entry.stat(follow_symlinks=False)))
+                                if len(run) >= SORTED_RUN:
+                                    yield from _sorted(run)
+                                    run = []
+                            continue
+                    except OSError:
+                        pass  # _classify looks again and says what went wrong
+                    found = _classify(
+                        rel_path, folder_text, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable
+                    )
+                    if isinstance(found, Found):
+                        run.append(found)
+                    elif found is not None:
+                        pending.append((folder / entry.name, found + "/"))
+        finally:
+            if folder_fd is not None:
+                os.close(folder_fd)
+        yield from _sorted(run)
+
+
+def _open_listing(folder: Path) -> tuple[Iterator[os.DirEntry[str]], int | None]:
+    """A folder's entries, and the descriptor they were listed from, for the caller to
+    close. Where the platform can, the listing is of an open descriptor: each entry's
+    ``stat`` is then one ``fstatat`` of a name, not a walk of the whole path again."""
+    if not _LIST_BY_DESCRIPTOR:
+        return os.scandir(folder), None
+    descriptor = os.open(folder, _FOLDER_FLAGS)
+    try:
+        return os.scandir(descriptor), descriptor
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+def _sorted(run: list[Found]) -> list[Found]:
+    """A folder's files in name order (the order of the journal's index: a batch of them is
+    then one short range of it), a run of at most ``SORTED_RUN`` at a time."""
+    run.sort(key=_by_rel_path)
+    return run
+
+
+def _by_rel_path(found: Found) -> str:
+    return found.rel_path
 
 
 def _classify(
     rel_path: str,
+    folder: str,
     real_root: str,
     entry: os.DirEntry[str],
     path_filter: PathFilter,
@@ -131,13 +171,14 @@ def _classify(
     on_unreadable: UnreadableCallback,
 ) -> Found | str | None:
     """A harvestable file, a folder to descend into (its relative path), or nothing."""
+    entry_path = str(Path(folder, entry.name))
     try:
         if entry.is_symlink():
             if not follow_symlinks:
                 return None
-            target = os.path.realpath(entry.path)
+            target = os.path.realpath(entry_path)
             if os.path.commonpath([real_root, target]) != real_root:
-                on_error(entry.path, "symbolic link points outside the watched root; not followed")
+                on_error(entry_path, "symbolic link points outside the watched root; not followed")
                 return None
             if entry.is_dir(follow_symlinks=True):
                 return None  # the real folder is inside the root and is scanned itself
@@ -145,12 +186,12 @@ def _classify(
             return rel_path if path_filter.folder_allowed(rel_path) else None
         if not entry.is_file(follow_symlinks=follow_symlinks) or not path_filter.file_allowed(rel_path):
             return None
-        return Found(rel_path, entry.path, entry.stat(follow_symlinks=follow_symlinks))
+        return Found(rel_path, folder, entry.stat(follow_symlinks=follow_symlinks))
     except FileNotFoundError:
         return None
     except OSError as error:
-        on_error(entry.path, f"cannot read file information: {error.strerror}")
-        on_unreadable(entry.path, False, f"cannot read file information: {error.strerror}")
+        on_error(entry_path, f"cannot read file information: {error.strerror}")
+        on_unreadable(entry_path, False, f"cannot read file information: {error.strerror}")
         return None
 
 

@@ -56,14 +56,20 @@ def test_unreadable_folder_is_reported_and_scan_continues(tmp_path: Path, monkey
     (tmp_path / "locked").mkdir()
     (tmp_path / "open").mkdir()
     (tmp_path / "open" / "f.tif").write_bytes(b"1")
-    real_scandir = os.scandir
+    real_scandir, real_open = os.scandir, os.open
 
-    def scandir(path: str) -> Any:
+    def scandir(path: str | int) -> Any:
         if str(path).endswith("locked"):
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)
 
+    def open_folder(path: str, flags: int) -> int:  # where folders are listed by descriptor
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags)
+
     monkeypatch.setattr("agent.pipeline.watch.os.scandir", scandir)
+    monkeypatch.setattr("agent.pipeline.watch.os.open", open_folder)
     files, errors = scanned(tmp_path)
     assert files == ["open/f.tif"]
     assert errors == [(str(tmp_path / "locked"), "cannot list folder: Permission denied")]
