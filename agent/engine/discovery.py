@@ -10,7 +10,6 @@ guard that the instrument is writing.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import stat as stat_module
 import time
@@ -22,11 +21,10 @@ from agent.controls.guard import AcquisitionGuard
 from agent.engine.gaps import Gaps
 from agent.engine.roots import Root, Roots
 from agent.errors import ErrorKind
-from agent.journal.reads import LOOKUP_BATCH
 from agent.journal.store import FileState, Journal
 from agent.pipeline.hashing import identity_of
 from agent.pipeline.settle import SettleTracker
-from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_tree
+from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_runs
 
 logger = logging.getLogger(__name__)
 SCAN_SLICE = 2000  # entries a running scan looks at per tick
@@ -61,7 +59,7 @@ class Discovery:
             )
             for root in roots
         }
-        self._scans: list[tuple[Root, Iterator[Found]]] = []
+        self._scans: list[tuple[Root, Iterator[list[Found]]]] = []
         self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
         self._reconcile_started: tuple[float, float] | None = None  # a full scan's start (wall, CPU)
@@ -124,12 +122,12 @@ class Discovery:
         """Full scans of these roots (``harvest rescan``)."""
         self._scans += [(root, self._scan(root)) for root in self._roots if root.path in rule_paths]
 
-    def _scan(self, root: Root, start: Path | None = None) -> Iterator[Found]:
+    def _scan(self, root: Root, start: Path | None = None) -> Iterator[list[Found]]:
         if not root.path.is_dir():
             message = f"watched root {root.path} does not exist or is not a folder"
             self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
             return iter(())
-        return scan_tree(
+        return scan_runs(
             root.path,
             root.filter,
             follow_symlinks=root.follow_symlinks,
@@ -140,21 +138,21 @@ class Discovery:
         )
 
     def _advance(self) -> None:
-        """Up to ``SCAN_SLICE`` entries of the running scans, their journal records looked up
-        a batch at a time (a reconcile of a million harvested files is a few thousand queries)."""
+        """About ``SCAN_SLICE`` files of the running scans, their journal records looked up a
+        folder's run at a time (a reconcile of a million harvested files is a few thousand
+        queries)."""
         budget = SCAN_SLICE
         while self._scans and budget > 0:
             root, scan = self._scans[0]
-            wanted = min(budget, LOOKUP_BATCH)
-            batch = list(itertools.islice(scan, wanted))
-            budget -= len(batch)
-            if batch:
-                self._observe_batch(root, batch)
-                self._reconcile_files += len(batch)
-            if len(batch) < wanted:  # this scan is finished
+            run = next(scan, None)
+            if run is None:  # this scan is finished
                 self._scans.pop(0)
                 if not self._scans:
                     self._reconcile_done()
+                continue
+            self._observe_batch(root, run)
+            budget -= len(run)
+            self._reconcile_files += len(run)
 
     def _reconcile_done(self) -> None:
         """Published for status and benchmarks: when the last full scan ended, and its cost."""

@@ -45,8 +45,12 @@ class JournalReads(JournalConnection):
         from every read.)"""
         known: dict[str, tuple[int, int, int, int, str]] = {}
         for start in range(0, len(rel_paths), LOOKUP_BATCH):
-            for run in _folder_runs(sorted(rel_paths[start : start + LOOKUP_BATCH])):
-                self._look_up_run(root, run, known)
+            batch = sorted(rel_paths[start : start + LOOKUP_BATCH])  # a scan's run comes sorted: cheap
+            if batch[0].rpartition("/")[0] == batch[-1].rpartition("/")[0]:
+                self._look_up_run(root, batch, known)  # one folder: the common case
+            else:
+                for run in _folder_runs(batch):
+                    self._look_up_run(root, run, known)
         return known
 
     def _look_up_run(self, root: str, run: list[str], known: dict[str, tuple[int, int, int, int, str]]) -> None:
@@ -54,14 +58,15 @@ class JournalReads(JournalConnection):
         read (about twice as fast as looking each up). Rows in the range that are not in the
         run (a subfolder's files sorting between) do no harm; paths the range did not answer
         are then looked up by name."""
-        # A million rows per reconcile: read as plain rows; only rel_path can be a BLOB (a
-        # name that is not UTF-8), and it is decoded here as the row factory would.
+        # A million rows per reconcile: read as plain rows. Only rel_path can be a BLOB (a
+        # name that is not UTF-8): such a row is keyed by bytes here, so its str name is
+        # missing and looked up by name below, where it is decoded as the row factory would.
         rows = self._plain_rows(
             "SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files"
             " WHERE root = ? AND rel_path BETWEEN ? AND ? LIMIT ?",
             (root, run[0], run[-1], 2 * len(run)),
         )
-        known.update({_text(row[0]): row[1:] for row in rows})
+        known.update({row[0]: row[1:] for row in rows})
         missing = [path for path in run if path not in known]
         if missing:  # new files, a range cut short by its limit, or names bound as BLOBs
             placeholders = ",".join("?" * len(missing))

@@ -10,7 +10,7 @@ folders, and a pattern without ``/`` matches the file name at any depth.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 JUNK_NAMES = frozenset({"thumbs.db", ".ds_store", "desktop.ini", "ehthumbs.db", ".directory"})
 IN_PROGRESS_SUFFIXES = (".tmp", ".temp", ".partial", ".part", ".crdownload", ".swp")
@@ -79,10 +79,26 @@ class PathFilter:
         return self._exclude is None or self._exclude.match(rel_path + "/") is None
 
     def file_allowed(self, rel_path: str) -> bool:
-        # Called for every file of every reconcile (millions): plain string tests, no regex.
-        name = rel_path.rpartition("/")[2]
-        if name.startswith(_REFUSED_PREFIXES) or name.endswith(IN_PROGRESS_SUFFIXES) or name.lower() in JUNK_NAMES:
-            return False
+        path_allowed = self.path_allowed
+        return self.name_allowed(rel_path.rpartition("/")[2]) and (path_allowed is None or path_allowed(rel_path))
+
+    @staticmethod
+    def name_allowed(name: str) -> bool:
+        """What a file's name alone decides: never junk, the agent's own or in progress.
+        (Called for every file of every reconcile, millions: plain string tests, no regex.)"""
+        return not (
+            name.startswith(_REFUSED_PREFIXES) or name.endswith(IN_PROGRESS_SUFFIXES) or name.lower() in JUNK_NAMES
+        )
+
+    @property
+    def path_allowed(self) -> Callable[[str], bool] | None:
+        """What the config's include and exclude patterns decide about a relative path, or
+        ``None`` where the config has none (then only the name decides)."""
+        if self._include is None and self._exclude is None:
+            return None
+        return self._by_patterns
+
+    def _by_patterns(self, rel_path: str) -> bool:
         if self._exclude is not None and self._exclude.match(rel_path) is not None:
             return False
         return self._include is None or self._include.match(rel_path) is not None

@@ -17,11 +17,14 @@ is harvested once, as its own dataset, whatever order the scan meets link and fo
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from pathlib import Path
+from typing import Protocol
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -33,7 +36,8 @@ from agent.pipeline.filters import PathFilter
 ErrorCallback = Callable[[str, str], None]
 _LIST_BY_DESCRIPTOR = os.scandir in os.supports_fd  # POSIX; Windows lists by path
 _FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-SORTED_RUN = 8192  # a folder's files are yielded sorted by name, this many at most at a time
+SORTED_RUN = 4096  # most files of one folder per run (a run is looked up in the journal at once)
+_BY_REL_PATH = attrgetter("rel_path")
 UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
 
 
@@ -72,15 +76,40 @@ def scan_tree(
     on_listed: Callable[[Path], None] = lambda folder: None,
     on_unreadable: UnreadableCallback = lambda path, folder, reason: None,
 ) -> Iterator[Found]:
-    """Stream every harvestable regular file under *start* (default: the whole root).
+    """Stream every harvestable regular file under *start* (default: the whole root), as
+    ``scan_runs`` finds them."""
+    runs = scan_runs(
+        root,
+        path_filter,
+        follow_symlinks=follow_symlinks,
+        start=start,
+        on_error=on_error,
+        on_listed=on_listed,
+        on_unreadable=on_unreadable,
+    )
+    return itertools.chain.from_iterable(runs)
+
+
+def scan_runs(
+    root: Path,
+    path_filter: PathFilter,
+    *,
+    follow_symlinks: bool = False,
+    start: Path | None = None,
+    on_error: ErrorCallback = lambda path, message: None,
+    on_listed: Callable[[Path], None] = lambda folder: None,
+    on_unreadable: UnreadableCallback = lambda path, folder, reason: None,
+) -> Iterator[list[Found]]:
+    """Every harvestable regular file under *start* (default: the whole root), a folder's
+    files at a time, in name order (the order of the journal's index: a run is then one
+    short range of it), at most ``SORTED_RUN`` files per run (a larger folder gives several).
 
     *on_error* hears every problem; *on_unreadable* also hears each folder that could not
     be listed and each file whose information could not be read (parts of the tree the
     harvest misses); *on_listed* each folder that was listed.
 
-    Depth-first with an explicit stack of open folders: memory grows with the depth
-    and the width of one folder level, never with the number of files. A folder's files
-    come in name order, in runs of up to ``SORTED_RUN``.
+    Depth-first with an explicit stack of folders still to list: memory grows with the
+    depth and the width of one folder level, never with the number of files.
     """
     real_root = os.path.realpath(root)
     visited: set[tuple[int, int]] = set()
@@ -106,37 +135,54 @@ def scan_tree(
             on_unreadable(str(folder), True, f"cannot list folder: {error.strerror or error}")
             continue
         on_listed(folder)
-        file_allowed = path_filter.file_allowed
+        name_allowed, path_allowed = path_filter.name_allowed, path_filter.path_allowed
         folder_text = str(folder)
         run: list[Found] = []
+        append = run.append
         try:
-            with entries:
-                for entry in entries:
-                    rel_path = prefix + entry.name
-                    try:  # the common case inline (a reconcile looks at millions): a plain file
-                        if entry.is_file(follow_symlinks=False):  # false for a link, whatever its target
-                            if file_allowed(rel_path):
-                                run.append(Found(rel_path, folder_text, entry.stat(follow_symlinks=False)))
-                                if len(run) >= SORTED_RUN:
-                                    yield from _sorted(run)
-                                    run = []
-                            continue
-                    except OSError:
-                        pass  # _classify looks again and says what went wrong
-                    found = _classify(
-                        rel_path, folder_text, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable
-                    )
-                    if isinstance(found, Found):
-                        run.append(found)
-                    elif found is not None:
-                        pending.append((folder / entry.name, found + "/"))
+            for entry in entries:
+                name = entry.name
+                try:  # the common case inline (a reconcile looks at millions): a plain file
+                    if entry.is_file(follow_symlinks=False):  # false for a link, whatever its target
+                        if name_allowed(name) and (path_allowed is None or path_allowed(prefix + name)):
+                            append(Found(prefix + name, folder_text, entry.stat(follow_symlinks=False)))
+                            if len(run) == SORTED_RUN:  # memory stays flat in a folder of millions
+                                run.sort(key=_BY_REL_PATH)
+                                yield run
+                                run = []
+                                append = run.append
+                        continue
+                except OSError:
+                    pass  # _classify looks again and says what went wrong
+                rel_path = prefix + name
+                found = _classify(
+                    rel_path, folder_text, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable
+                )
+                if isinstance(found, Found):
+                    append(found)
+                    if len(run) == SORTED_RUN:
+                        run.sort(key=_BY_REL_PATH)
+                        yield run
+                        run = []
+                        append = run.append
+                elif found is not None:
+                    pending.append((folder / name, found + "/"))
         finally:
+            entries.close()
             if folder_fd is not None:
                 os.close(folder_fd)
-        yield from _sorted(run)
+        if run:
+            run.sort(key=_BY_REL_PATH)
+            yield run
 
 
-def _open_listing(folder: Path) -> tuple[Iterator[os.DirEntry[str]], int | None]:
+class _Listing(Protocol):
+    def __iter__(self) -> Iterator[os.DirEntry[str]]: ...
+
+    def close(self) -> None: ...
+
+
+def _open_listing(folder: Path) -> tuple[_Listing, int | None]:
     """A folder's entries, and the descriptor they were listed from, for the caller to
     close. Where the platform can, the listing is of an open descriptor: each entry's
     ``stat`` is then one ``fstatat`` of a name, not a walk of the whole path again."""
@@ -148,16 +194,6 @@ def _open_listing(folder: Path) -> tuple[Iterator[os.DirEntry[str]], int | None]
     except BaseException:
         os.close(descriptor)
         raise
-
-def _sorted(run: list[Found]) -> list[Found]:
-    """A folder's files in name order (the order of the journal's index: a batch of them is
-    then one short range of it), a run of at most ``SORTED_RUN`` at a time."""
-    run.sort(key=_by_rel_path)
-    return run
-
-
-def _by_rel_path(found: Found) -> str:
-    return found.rel_path
 
 
 def _classify(
