@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import tifffile
-
 from agent.extract.model import Declaration, Dimensions, FileMetadata, PixelSize
 from agent.extract.ome import apply_ome
 from agent.extract.tiff_vendor import apply_vendor_tiff
@@ -67,6 +65,8 @@ class TiffExtractor:
             _collector.local.messages = None
 
     def _extract(self, path: Path, metadata: FileMetadata) -> FileMetadata:
+        import tifffile  # on first use: a run without TIFFs never imports it (nor numpy)
+
         metadata.media_type = "image/tiff"
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first

@@ -15,7 +15,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy
 from lxml import etree
 
 from agent.extract.model import FileCompleteness
@@ -27,7 +26,7 @@ _DATA = {273: 279, 324: 325}  # StripOffsets -> StripByteCounts, TileOffsets -> 
 _IMAGE_DESCRIPTION, _SUBIFDS = 270, 330
 _WANTED = {*_DATA, *_DATA.values(), _SUBIFDS, _IMAGE_DESCRIPTION}
 _DATA_TAGS = [*_DATA, *_DATA.values()]
-_SIZES = numpy.array([_TYPE_SIZES.get(kind, 0) for kind in range(19)] + [0], dtype=numpy.uint64)
+_SIZES = [_TYPE_SIZES.get(kind, 0) for kind in range(19)] + [0]  # bytes per value, by TIFF type
 _LAYOUTS = {
     (order, big): struct.Struct(order + ("HHQ8s" if big else "HHI4s")) for order in "<>" for big in (False, True)
 }
@@ -138,6 +137,8 @@ def _bulk(source: Source, walk: _Walk, raws: list[bytes]) -> list[int]:
     """Check many IFDs' entries at once: every out-of-line value and every single strip or
     tile must end inside the file. IFDs with several strips or tiles, or with SubIFDs, go
     entry by entry (``_entries``). Returns the SubIFD offsets found."""
+    import numpy  # on first use: a run without TIFFs never imports numpy
+
     integer = walk.order + ("u8" if walk.big else "u4")
     layout = numpy.dtype([("tag", walk.order + "u2"), ("kind", walk.order + "u2"), ("count", integer),
                           ("value", integer)])  # fmt: skip
@@ -145,7 +146,8 @@ def _bulk(source: Source, walk: _Walk, raws: list[bytes]) -> list[int]:
     owner = numpy.repeat(numpy.arange(len(raws)), [len(raw) // layout.itemsize for raw in raws])
     tags, kinds = table["tag"], table["kind"]
     counts = table["count"].astype(numpy.uint64)
-    nbytes = _SIZES[numpy.minimum(kinds, len(_SIZES) - 1)] * counts
+    sizes = numpy.array(_SIZES, dtype=numpy.uint64)
+    nbytes = sizes[numpy.minimum(kinds, len(_SIZES) - 1)] * counts
     inline = 8 if walk.big else 4
     outside = nbytes > inline
     if outside.any():
@@ -174,6 +176,8 @@ def _bulk(source: Source, walk: _Walk, raws: list[bytes]) -> list[int]:
 
 def _inline_values(stored: Any, kinds: Any, walk: _Walk) -> Any:
     """A SHORT or LONG stored in the value field of its entry, as a number."""
+    import numpy  # on first use, see _bulk
+
     field_bits = 64 if walk.big else 32
     values = stored.astype(numpy.uint64)
     for kind, bits in ((3, 16), (4, 32), (13, 32)):
