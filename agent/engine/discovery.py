@@ -21,7 +21,7 @@ from agent.controls.guard import AcquisitionGuard
 from agent.engine.gaps import Gaps
 from agent.engine.roots import Root, Roots
 from agent.errors import ErrorKind
-from agent.journal.store import FileState, Journal
+from agent.journal.store import Journal
 from agent.pipeline.hashing import identity_of
 from agent.pipeline.settle import SettleTracker
 from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_runs
@@ -168,16 +168,10 @@ class Discovery:
         })  # fmt: skip
 
     def _observe_batch(self, root: Root, batch: list[Found]) -> None:
-        known = self._journal.known_identities(root.key, [found.rel_path for found in batch])
-        stale = FileState.STALE.value
+        known = self._journal.current_identities(root.key, [found.rel_path for found in batch])
         for found in batch:
-            record = known.get(found.rel_path)
             stat = found.stat
-            if (
-                record is not None
-                and record[4] != stale
-                and record[:4] == (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            ):
+            if known.get(found.rel_path) == (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns):
                 continue  # harvested as it is: the common case of a reconcile, kept cheap
             self._tracker.observe(root.key, found.rel_path, found.path, identity_of(stat),
                                   follow_symlinks=root.follow_symlinks)  # fmt: skip

@@ -38,12 +38,12 @@ class JournalReads(JournalConnection):
             return None
         return FileIdentity(*row[:4]), FileState(row[4])
 
-    def known_identities(self, root: str, rel_paths: Sequence[str]) -> dict[str, tuple[int, int, int, int, str]]:
-        """What ``known_identity`` says, for many files at once (a reconcile scan's batch) and as
-        plain tuples (dev, ino, size, mtime_ns, state): one query per folder in each
-        ``LOOKUP_BATCH`` paths. (Names that are not UTF-8 come back as the same ``str``, as
-        from every read.)"""
-        known: dict[str, tuple[int, int, int, int, str]] = {}
+    def current_identities(self, root: str, rel_paths: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
+        """(dev, ino, size, mtime_ns) of each of *rel_paths* the journal holds and that is not
+        stale (what ``known_identity`` says, for a reconcile scan's batch at once): one query
+        per folder in each ``LOOKUP_BATCH`` paths. (Names that are not UTF-8 come back as
+        the same ``str``, as from every read.)"""
+        known: dict[str, tuple[int, int, int, int]] = {}
         for start in range(0, len(rel_paths), LOOKUP_BATCH):
             batch = sorted(rel_paths[start : start + LOOKUP_BATCH])  # a scan's run comes sorted: cheap
             if batch[0].rpartition("/")[0] == batch[-1].rpartition("/")[0]:
@@ -53,7 +53,7 @@ class JournalReads(JournalConnection):
                     self._look_up_run(root, run, known)
         return known
 
-    def _look_up_run(self, root: str, run: list[str], known: dict[str, tuple[int, int, int, int, str]]) -> None:
+    def _look_up_run(self, root: str, run: list[str], known: dict[str, tuple[int, int, int, int]]) -> None:
         """One folder's files, sorted: neighbours in the (root, rel_path) index, so one range
         read (about twice as fast as looking each up). Rows in the range that are not in the
         run (a subfolder's files sorting between) do no harm; paths the range did not answer
@@ -62,16 +62,16 @@ class JournalReads(JournalConnection):
         # name that is not UTF-8): such a row is keyed by bytes here, so its str name is
         # missing and looked up by name below, where it is decoded as the row factory would.
         rows = self._plain_rows(
-            "SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files"
-            " WHERE root = ? AND rel_path BETWEEN ? AND ? LIMIT ?",
-            (root, run[0], run[-1], 2 * len(run)),
+            "SELECT rel_path, dev, ino, size_bytes, mtime_ns FROM files"
+            " WHERE root = ? AND rel_path BETWEEN ? AND ? AND state != ? LIMIT ?",
+            (root, run[0], run[-1], FileState.STALE, 2 * len(run)),
         )
         known.update({row[0]: row[1:] for row in rows})
         missing = [path for path in run if path not in known]
-        if missing:  # new files, a range cut short by its limit, or names bound as BLOBs
+        if missing:  # new or stale files, a range cut short by its limit, or names bound as BLOBs
             placeholders = ",".join("?" * len(missing))
-            by_name = f"SELECT rel_path, dev, ino, size_bytes, mtime_ns, state FROM files WHERE root = ? AND rel_path IN ({placeholders})"  # noqa: E501, S608 - placeholders only
-            rows = self._plain_rows(by_name, (root, *missing))
+            by_name = f"SELECT rel_path, dev, ino, size_bytes, mtime_ns FROM files WHERE root = ? AND state != ? AND rel_path IN ({placeholders})"  # noqa: E501, S608 - placeholders only
+            rows = self._plain_rows(by_name, (root, FileState.STALE, *missing))
             known.update({_text(row[0]): row[1:] for row in rows})
 
     def files_in_state(self, state: FileState, limit: int) -> list[FileRecord]:

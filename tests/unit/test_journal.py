@@ -395,12 +395,16 @@ def test_identities_are_looked_up_a_batch_at_a_time_whatever_the_names(tmp_path:
     names += ["alice/s1/\udce9t\udce9.tif", "alice/s1/zz.tif"]  # Latin-1 bytes kept as surrogates
     journal.record_settled([settled(name) for name in names])
     asked = names[:40] + names[-2:] + ["alice/s1/new.tif"]
-    found = journal.known_identities("/root", asked)
+    stale = journal.file_by_path("/root", "alice/s1/f005.tif")
+    assert stale is not None
+    journal.mark_file(stale, FileState.STALE, "changed while read")
+    found = journal.current_identities("/root", asked)
     for name in asked:
         single = journal.known_identity("/root", name)
         expected = None
-        if single is not None:
-            identity, state = single
-            expected = (identity.dev, identity.ino, identity.size_bytes, identity.mtime_ns, state.value)
+        if single is not None and single[1] is not FileState.STALE:
+            identity = single[0]
+            expected = (identity.dev, identity.ino, identity.size_bytes, identity.mtime_ns)
         assert found.get(name) == expected, name
+    assert "alice/s1/f005.tif" not in found and "alice/s1/f004.tif" in found
     journal.close()
