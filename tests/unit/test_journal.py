@@ -408,3 +408,24 @@ def test_identities_are_looked_up_a_batch_at_a_time_whatever_the_names(tmp_path:
         assert found.get(name) == expected, name
     assert "alice/s1/f005.tif" not in found and "alice/s1/f004.tif" in found
     journal.close()
+
+
+def test_every_delivery_not_verified_is_reported_and_its_upload_found(tmp_path: Path) -> None:
+    """The summary's "not verified" list and the resume states the transfer start aborts
+    orphans by read the unverified deliveries through an index: every state but verified
+    must still be there."""
+    journal = Journal(tmp_path)
+    journal.record_settled([settled(f"alice/s1/{name}.tif") for name in "pscv"])
+    journal.record_hashes([(record, "ab" * 32, None) for record in journal.files_in_state(FileState.SETTLED, 10)],
+                          {"/root": ["archive"]})  # fmt: skip
+    by_name = {delivery.file.rel_path: delivery for delivery in journal.deliveries_to_send("archive", 10)}
+    for name in ("alice/s1/s.tif", "alice/s1/c.tif", "alice/s1/v.tif"):
+        journal.start_delivery(by_name[name], name, None)
+        journal.save_remote_state(by_name[name], {"upload": name})
+    journal.finish_deliveries([(by_name["alice/s1/c.tif"], DeliveryState.FAILED, "refused"),
+                               (by_name["alice/s1/v.tif"], DeliveryState.VERIFIED, "read back")])  # fmt: skip
+    undelivered = {row.rel_path: row.error for row in journal.undelivered()}
+    assert undelivered == {"alice/s1/p.tif": None, "alice/s1/s.tif": None, "alice/s1/c.tif": "refused"}
+    uploads = [state["upload"] for state in journal.remote_states("archive")]
+    assert "alice/s1/s.tif" in uploads and "alice/s1/v.tif" not in uploads
+    journal.close()

@@ -51,3 +51,18 @@ def test_exclude_and_include_globs() -> None:
     assert not path_filter.file_allowed("raw/c.tif")
     assert path_filter.file_allowed("raw/deeper/c.tif")
     assert not path_filter.folder_allowed("a/scratch")
+
+
+def test_the_name_fast_path_agrees_with_the_documented_globs() -> None:
+    """Files still being written are refused by plain string tests (a reconcile asks
+    millions of times); they must refuse exactly what the documented globs match."""
+    from agent.pipeline.filters import IN_PROGRESS_PATTERNS, glob_to_regex
+
+    globs = [glob_to_regex(pattern) for pattern in IN_PROGRESS_PATTERNS]
+    names = ["a.tmp", ".tmp", "a.TMP", "a.tmp.tif", "a.temp", "scan.partial", "x.part", "x.party", "f.crdownload",
+             "~$report.docx", "~report", ".~lock.a.odt#", ".~lockx", "v.swp", "v.swpx", "plain.tif", "tmp"]  # fmt: skip
+    path_filter = PathFilter()
+    for name in names:
+        in_progress = any(glob.match(name) for glob in globs)
+        assert PathFilter.is_in_progress(f"some/folder/{name}") == in_progress, name
+        assert path_filter.file_allowed(f"some/folder/{name}") == (not in_progress), name

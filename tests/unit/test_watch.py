@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from agent.pipeline import watch
 from agent.pipeline.filters import PathFilter
-from agent.pipeline.watch import Inbox, RootWatcher, scan_tree
+from agent.pipeline.watch import Inbox, RootWatcher, scan_runs, scan_tree
 from tests.helpers import wait_for
 
 
@@ -112,3 +113,30 @@ def test_the_inbox_wakes_its_waiter_and_loses_nothing() -> None:
     inbox.notice(Path("/r"), Path("/r/b"))
     assert list(inbox.drain()) == [(Path("/r"), Path("/r/a")), (Path("/r"), Path("/r/b"))]
     assert list(inbox.drain()) == []
+
+
+def test_a_folders_files_come_in_name_order_in_bounded_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconcile looks a run up as one range of the journal's index: each run is one
+    folder's files, sorted; a big folder comes as several runs (memory stays bounded),
+    every file exactly once, each with the path it really has."""
+    monkeypatch.setattr(watch, "SORTED_RUN", 4)
+    names = [f"f{index:02d}.tif" for index in (7, 3, 11, 0, 5, 9, 1, 10, 2, 8, 4, 6)]
+    for name in names:
+        (tmp_path / "big" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "big" / name).write_bytes(name.encode())
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small" / "b.tif").write_bytes(b"b.tif")
+    (tmp_path / "small" / "a.tif").write_bytes(b"a.tif")
+    runs = list(scan_runs(tmp_path, PathFilter()))
+    assert all(0 < len(run) <= 4 for run in runs)
+    for run in runs:
+        paths = [found.rel_path for found in run]
+        assert paths == sorted(paths)
+        assert len({path.rpartition("/")[0] for path in paths}) == 1  # one folder per run
+        for found in run:
+            assert found.path == tmp_path / found.rel_path
+            assert found.path.read_bytes() == found.rel_path.rpartition("/")[2].encode()
+            assert found.stat.st_ino == found.path.stat().st_ino
+    every = [found.rel_path for run in runs for found in run]
+    assert sorted(every) == sorted([f"big/{name}" for name in names] + ["small/a.tif", "small/b.tif"])
+    assert len(every) == len(set(every))
