@@ -5,8 +5,9 @@ For each size, in one run: the daemon starts, the start-up reconcile is awaited 
 journal's ``reconcile_finished_at`` fact), then CPU time (user + system, all threads, from
 /proc) and resident memory are read over a window. Goal: < 0.5 % of a core, flat in the
 number of harvested files; RSS < 150 MB. The periodic reconcile (every
-``scan.interval_seconds``, default 600 s) is reported apart, as its cost spread over the
-interval.
+``scan.interval_seconds``, default 600 s, or longer where a scan costs more than 0.25 % of
+a core over it: the journal's ``reconcile_interval_seconds`` fact) is reported apart, as
+its cost spread over its interval, and added for the average the goal is judged on.
 
 Usage: python bench/bench_idle.py [--sizes 10000,1000000] [--window 60] [--workdir DIR]
 """
@@ -64,11 +65,13 @@ def measure(workdir: Path, files: int, window: float) -> dict[str, float]:
             time.sleep(0.5)
         reconcile = float(fact(state, "reconcile_seconds") or 0)
         reconcile_cpu = float(fact(state, "reconcile_cpu_seconds") or 0)
+        interval = float(fact(state, "reconcile_interval_seconds") or 600)
         time.sleep(5)  # the last commits and facts of the start
         start_cpu, started = cpu_seconds(daemon.pid), time.monotonic()
         time.sleep(window)
         idle = (cpu_seconds(daemon.pid) - start_cpu) / (time.monotonic() - started)
-        return {"idle": idle * 100, "rss": rss_mib(daemon.pid), "reconcile": reconcile, "reconcile_cpu": reconcile_cpu}
+        return {"idle": idle * 100, "rss": rss_mib(daemon.pid), "reconcile": reconcile, "reconcile_cpu": reconcile_cpu,
+                "interval": interval}  # fmt: skip
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=120)
@@ -83,15 +86,18 @@ def main() -> None:
     arguments.workdir.mkdir(parents=True, exist_ok=True)
     print(
         f"| harvested files | idle CPU ({arguments.window:.0f} s window) | RSS | start-up reconcile in the daemon"
-        " (wall / CPU) | periodic reconcile spread over 600 s | goal (< 0.5 %, < 150 MB) |"
+        " (wall / CPU) | next reconcile after | its CPU spread over that interval | idle + periodic |"
+        " goal (< 0.5 % on average, < 150 MB) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for files in (int(size) for size in arguments.sizes.split(",")):
         result = measure(arguments.workdir, files, arguments.window)
-        spread = result["reconcile_cpu"] / 600 * 100
-        met = "met" if result["idle"] < 0.5 and result["rss"] < 150 else "not met"
+        spread = result["reconcile_cpu"] / result["interval"] * 100
+        average = result["idle"] + spread
+        met = "met" if average < 0.5 and result["rss"] < 150 else "not met"
         print(f"| {files:,} | {result['idle']:.2f} % | {result['rss']:.0f} MB | {result['reconcile']:.1f} s /"
-              f" {result['reconcile_cpu']:.1f} s | {spread:.2f} % | {met} |")  # fmt: skip
+              f" {result['reconcile_cpu']:.1f} s | {result['interval']:.0f} s | {spread:.2f} % | {average:.2f} % |"
+              f" {met} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pytest
 from agent.config.loader import load_config
 from agent.destinations.base import DestinationTransport
 from agent.destinations.memory import MemoryTransport
+from agent.engine import discovery
 from agent.engine.core import Engine
 from agent.journal.schema import Hold
 from agent.journal.store import DatasetState, Journal
@@ -245,3 +246,28 @@ def test_the_scan_verdict_asks_each_destination_only_for_the_roots_that_send_to_
     finally:
         engine.stop_event.set()
         engine._shutdown()
+
+
+@pytest.mark.parametrize(("cpu_share", "rescanned"), [(1.0, True), (1e-12, False)])
+def test_a_reconcile_costlier_than_its_cpu_share_puts_the_next_one_off(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, cpu_share: float, rescanned: bool
+) -> None:
+    """The periodic reconcile keeps its average cost under RECONCILE_CPU_SHARE of a core: a
+    scan that cost more makes the next one wait longer than scan.interval_seconds (with a
+    share of 1e-12 any scan costs too much; with 1.0 none does)."""
+    monkeypatch.setattr(discovery, "RECONCILE_CPU_SHARE", cpu_share)
+    harness.write("alice/s1/a.tif", b"a")
+    harness.engine.step()  # the start-up reconcile (a small tree: done in this step)
+    first = harness.journal.facts()["reconcile_finished_at"]
+    interval = float(harness.journal.facts()["reconcile_interval_seconds"])
+    assert (interval == harness.config.scan.interval_seconds) is rescanned
+    harness.clock.advance(harness.config.scan.interval_seconds + 1)
+    harness.engine.step()
+    assert (harness.journal.facts()["reconcile_finished_at"] != first) is rescanned
+
+
+def test_the_reconcile_interval_grows_with_its_cost_only_past_the_share() -> None:
+    share = discovery.RECONCILE_CPU_SHARE
+    assert discovery.reconcile_interval(600.0, 0.1) == 600.0
+    assert discovery.reconcile_interval(600.0, 600.0 * share) == 600.0
+    assert discovery.reconcile_interval(600.0, 3.7) == pytest.approx(3.7 / share)
