@@ -73,9 +73,8 @@ class Discovery:
         self._scans: list[tuple[Root, Iterator[list[Found]]]] = []
         self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
-        self._reconcile_started: tuple[float, float, float, float] | None = (
-            None  # a full scan's start (wall, CPU, engine CPU, clock)
-        )
+        # A full scan's start: wall, process CPU, engine thread CPU, engine clock.
+        self._reconcile_started: tuple[float, float, float, float] | None = None
         self._reconcile_files = 0
 
     @property

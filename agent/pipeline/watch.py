@@ -34,11 +34,11 @@ from watchdog.observers.polling import PollingObserver
 from agent.pipeline.filters import PathFilter
 
 ErrorCallback = Callable[[str, str], None]
-_LIST_BY_DESCRIPTOR = os.scandir in os.supports_fd  # POSIX; Windows lists by path
-_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
 SORTED_RUN = 4096  # most files of one folder per run (a run is looked up in the journal at once)
 _BY_REL_PATH = attrgetter("rel_path")
-UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
+_LIST_BY_DESCRIPTOR = os.scandir in os.supports_fd  # POSIX; Windows lists by path
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class Found:
