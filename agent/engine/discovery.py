@@ -15,6 +15,7 @@ import stat as stat_module
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from pathlib import Path
 
 from agent.controls.guard import AcquisitionGuard
@@ -24,7 +25,7 @@ from agent.errors import ErrorKind
 from agent.journal.store import Journal
 from agent.pipeline.hashing import identity_of
 from agent.pipeline.settle import SettleTracker
-from agent.pipeline.watch import Found, Inbox, RootWatcher, relative_posix, scan_runs
+from agent.pipeline.watch import Inbox, RootWatcher, Run, relative_posix, scan_runs
 
 logger = logging.getLogger(__name__)
 # The periodic reconcile's share of one core, averaged over its interval, at most: on a tree
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 # bring new files at once; what waits is only the catch-up of a change they missed.
 RECONCILE_CPU_SHARE = 0.0025
 SCAN_SLICE = 2000  # entries a running scan looks at per tick
+_IDENTITY = attrgetter("st_dev", "st_ino", "st_size", "st_mtime_ns")  # as the journal holds it
 EXCLUDED_SIZES_KEPT = 4096  # excluded files whose size is remembered for the acquisition guard
 
 
@@ -70,7 +72,7 @@ class Discovery:
             )
             for root in roots
         }
-        self._scans: list[tuple[Root, Iterator[list[Found]]]] = []
+        self._scans: list[tuple[Root, Iterator[Run]]] = []
         self._excluded_sizes: OrderedDict[str, int] = OrderedDict()
         self._next_scan = 0.0
         # A full scan's start: wall, process CPU, engine thread CPU, engine clock.
@@ -135,7 +137,7 @@ class Discovery:
         """Full scans of these roots (``harvest rescan``)."""
         self._scans += [(root, self._scan(root)) for root in self._roots if root.path in rule_paths]
 
-    def _scan(self, root: Root, start: Path | None = None) -> Iterator[list[Found]]:
+    def _scan(self, root: Root, start: Path | None = None) -> Iterator[Run]:
         if not root.path.is_dir():
             message = f"watched root {root.path} does not exist or is not a folder"
             self._journal.record_error(ErrorKind.WATCH, message, path=root.key)
@@ -164,8 +166,8 @@ class Discovery:
                     self._reconcile_done()
                 continue
             self._observe_batch(root, run)
-            budget -= len(run)
-            self._reconcile_files += len(run)
+            budget -= len(run.files)
+            self._reconcile_files += len(run.files)
 
     def _reconcile_done(self) -> None:
         """Published for status and benchmarks: when the last full scan ended, and its cost."""
@@ -189,13 +191,12 @@ class Discovery:
             "reconcile_interval_seconds": f"{interval:.0f}",
         })  # fmt: skip
 
-    def _observe_batch(self, root: Root, batch: list[Found]) -> None:
-        known = self._journal.current_identities(root.key, [found.rel_path for found in batch])
-        for found in batch:
-            stat = found.stat
-            if known.get(found.rel_path) == (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns):
+    def _observe_batch(self, root: Root, run: Run) -> None:
+        known = self._journal.current_identities(root.key, [rel_path for rel_path, _ in run.files])
+        for rel_path, stat in run.files:
+            if known.get(rel_path) == _IDENTITY(stat):
                 continue  # harvested as it is: the common case of a reconcile, kept cheap
-            self._tracker.observe(root.key, found.rel_path, found.path, identity_of(stat),
+            self._tracker.observe(root.key, rel_path, run.path_of(rel_path), identity_of(stat),
                                   follow_symlinks=root.follow_symlinks)  # fmt: skip
 
     def _look_at(self, root: Root, path: Path) -> None:
@@ -217,7 +218,7 @@ class Discovery:
             return
         if stat_module.S_ISREG(stat.st_mode):
             if root.filter.file_allowed(rel_path):
-                self._observe_batch(root, [Found(rel_path, str(path.parent), stat)])
+                self._observe_batch(root, Run(str(path.parent), [(rel_path, stat)]))
             else:
                 self._note_excluded_growth(path, stat.st_size)
 

@@ -20,26 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.extract.bundles import membership
-from agent.extract.czi import CziExtractor
-from agent.extract.dicom import DicomExtractor
-from agent.extract.dm import DmExtractor
-from agent.extract.emd import EmdExtractor
-from agent.extract.epu import EpuExtractor
 from agent.extract.generic import generic_metadata
-from agent.extract.lif import LifExtractor
-from agent.extract.mdoc import MdocExtractor
 from agent.extract.model import FileCompleteness, FileMetadata
-from agent.extract.mrc import MrcExtractor
-from agent.extract.nd2 import Nd2Extractor
-from agent.extract.nifti import NiftiExtractor
-from agent.extract.omexml import OmeXmlExtractor
-from agent.extract.paravision import ParaVisionExtractor
-from agent.extract.sif import SifExtractor
-from agent.extract.tia import TiaExtractor
-from agent.extract.tiff import TiffExtractor
-from agent.extract.vsi import VsiExtractor
 from agent.extract.whole import check_file
-from agent.extract.zarr import OmeZarrExtractor
 from agent.package.names import display
 
 logger = logging.getLogger(__name__)
@@ -57,6 +40,26 @@ class Extractor(Protocol):
 
 @functools.cache
 def extractors() -> tuple[Extractor, ...]:
+    # The built-in readers are imported here, on first use: a run that extracts nothing
+    # (a reconcile of an archive already harvested) never loads them.
+    from agent.extract.czi import CziExtractor
+    from agent.extract.dicom import DicomExtractor
+    from agent.extract.dm import DmExtractor
+    from agent.extract.emd import EmdExtractor
+    from agent.extract.epu import EpuExtractor
+    from agent.extract.lif import LifExtractor
+    from agent.extract.mdoc import MdocExtractor
+    from agent.extract.mrc import MrcExtractor
+    from agent.extract.nd2 import Nd2Extractor
+    from agent.extract.nifti import NiftiExtractor
+    from agent.extract.omexml import OmeXmlExtractor
+    from agent.extract.paravision import ParaVisionExtractor
+    from agent.extract.sif import SifExtractor
+    from agent.extract.tia import TiaExtractor
+    from agent.extract.tiff import TiffExtractor
+    from agent.extract.vsi import VsiExtractor
+    from agent.extract.zarr import OmeZarrExtractor
+
     found: list[Extractor] = []
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -41,11 +41,13 @@ class JournalReads(JournalConnection):
     def current_identities(self, root: str, rel_paths: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
         """(dev, ino, size, mtime_ns) of each of *rel_paths* the journal holds and that is not
         stale (what ``known_identity`` says, for a reconcile scan's batch at once): one query
-        per folder in each ``LOOKUP_BATCH`` paths. (Names that are not UTF-8 come back as
+        per folder in each ``LOOKUP_BATCH`` paths, when they come sorted by name. (Names that are not UTF-8 come back as
         the same ``str``, as from every read.)"""
         known: dict[str, tuple[int, int, int, int]] = {}
         for start in range(0, len(rel_paths), LOOKUP_BATCH):
-            batch = sorted(rel_paths[start : start + LOOKUP_BATCH])  # a scan's run comes sorted: cheap
+            # In name order (as a scan's run comes) a batch is one short range of the index;
+            # in any other order the range answers less and the rest is looked up by name.
+            batch = list(rel_paths[start : start + LOOKUP_BATCH])
             if batch[0].rpartition("/")[0] == batch[-1].rpartition("/")[0]:
                 self._look_up_run(root, batch, known)  # one folder: the common case
             else:

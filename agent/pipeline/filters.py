@@ -19,6 +19,7 @@ IN_PROGRESS_PATTERNS = tuple(f"*{suffix}" for suffix in IN_PROGRESS_SUFFIXES) + 
     f"{prefix}*" for prefix in IN_PROGRESS_PREFIXES
 )
 INTERNAL_PREFIX = ".harvest-"
+_JUNK_LENGTHS = frozenset(len(name) for name in JUNK_NAMES)  # only names of these lengths are lower-cased
 # Names refused by their start alone: AppleDouble files, the agent's own, in-progress ones.
 _REFUSED_PREFIXES = ("._", INTERNAL_PREFIX, *IN_PROGRESS_PREFIXES)
 
@@ -86,9 +87,8 @@ class PathFilter:
     def name_allowed(name: str) -> bool:
         """What a file's name alone decides: never junk, the agent's own or in progress.
         (Called for every file of every reconcile, millions: plain string tests, no regex.)"""
-        return not (
-            name.startswith(_REFUSED_PREFIXES) or name.endswith(IN_PROGRESS_SUFFIXES) or name.lower() in JUNK_NAMES
-        )
+        refused = name.startswith(_REFUSED_PREFIXES) or name.endswith(IN_PROGRESS_SUFFIXES)
+        return not (refused or (len(name) in _JUNK_LENGTHS and name.lower() in JUNK_NAMES))
 
     @property
     def path_allowed(self) -> Callable[[str], bool] | None:

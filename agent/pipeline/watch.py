@@ -22,7 +22,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from operator import attrgetter
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +35,6 @@ from agent.pipeline.filters import PathFilter
 ErrorCallback = Callable[[str, str], None]
 UnreadableCallback = Callable[[str, bool, str], None]  # path, is a folder, reason
 SORTED_RUN = 4096  # most files of one folder per run (a run is looked up in the journal at once)
-_BY_REL_PATH = attrgetter("rel_path")
 _LIST_BY_DESCRIPTOR = os.scandir in os.supports_fd  # POSIX; Windows lists by path
 _FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -54,6 +52,23 @@ class Found:
     @property
     def path(self) -> Path:
         return Path(self._folder, self.rel_path.rpartition("/")[2])
+
+
+class Run:
+    """Files of one folder, sorted by name: (relative path, ``stat``) pairs, and the folder
+    they were listed in. (Plain pairs, not a ``Found`` each: a reconcile makes millions.)"""
+
+    __slots__ = ("files", "folder")
+
+    def __init__(self, folder: str, files: list[tuple[str, os.stat_result]]) -> None:
+        self.folder = folder
+        self.files = files
+
+    def path_of(self, rel_path: str) -> Path:
+        return Path(self.folder, rel_path.rpartition("/")[2])
+
+    def found(self) -> Iterator[Found]:
+        return (Found(rel_path, self.folder, stat) for rel_path, stat in self.files)
 
 
 def relative_posix(root: Path, path: Path) -> str | None:
@@ -87,7 +102,7 @@ def scan_tree(
         on_listed=on_listed,
         on_unreadable=on_unreadable,
     )
-    return itertools.chain.from_iterable(runs)
+    return itertools.chain.from_iterable(run.found() for run in runs)
 
 
 def scan_runs(
@@ -99,7 +114,7 @@ def scan_runs(
     on_error: ErrorCallback = lambda path, message: None,
     on_listed: Callable[[Path], None] = lambda folder: None,
     on_unreadable: UnreadableCallback = lambda path, folder, reason: None,
-) -> Iterator[list[Found]]:
+) -> Iterator[Run]:
     """Every harvestable regular file under *start* (default: the whole root), a folder's
     files at a time, in name order (the order of the journal's index: a run is then one
     short range of it), at most ``SORTED_RUN`` files per run (a larger folder gives several).
@@ -137,7 +152,7 @@ def scan_runs(
         on_listed(folder)
         name_allowed, path_allowed = path_filter.name_allowed, path_filter.path_allowed
         folder_text = str(folder)
-        run: list[Found] = []
+        run: list[tuple[str, os.stat_result]] = []
         append = run.append
         try:
             for entry in entries:
@@ -145,10 +160,10 @@ def scan_runs(
                 try:  # the common case inline (a reconcile looks at millions): a plain file
                     if entry.is_file(follow_symlinks=False):  # false for a link, whatever its target
                         if name_allowed(name) and (path_allowed is None or path_allowed(prefix + name)):
-                            append(Found(prefix + name, folder_text, entry.stat(follow_symlinks=False)))
+                            append((prefix + name, entry.stat(follow_symlinks=False)))
                             if len(run) == SORTED_RUN:  # memory stays flat in a folder of millions
-                                run.sort(key=_BY_REL_PATH)
-                                yield run
+                                run.sort()  # by name: names differ, so the stats are never compared
+                                yield Run(folder_text, run)
                                 run = []
                                 append = run.append
                         continue
@@ -159,10 +174,10 @@ def scan_runs(
                     rel_path, folder_text, real_root, entry, path_filter, follow_symlinks, on_error, on_unreadable
                 )
                 if isinstance(found, Found):
-                    append(found)
+                    append((found.rel_path, found.stat))
                     if len(run) == SORTED_RUN:
-                        run.sort(key=_BY_REL_PATH)
-                        yield run
+                        run.sort()
+                        yield Run(folder_text, run)
                         run = []
                         append = run.append
                 elif found is not None:
@@ -172,8 +187,8 @@ def scan_runs(
             if folder_fd is not None:
                 os.close(folder_fd)
         if run:
-            run.sort(key=_BY_REL_PATH)
-            yield run
+            run.sort()
+            yield Run(folder_text, run)
 
 
 class _Listing(Protocol):
