@@ -41,8 +41,8 @@ class JournalReads(JournalConnection):
     def current_identities(self, root: str, rel_paths: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
         """(dev, ino, size, mtime_ns) of each of *rel_paths* the journal holds and that is not
         stale (what ``known_identity`` says, for a reconcile scan's batch at once): one query
-        per folder in each ``LOOKUP_BATCH`` paths, when they come sorted by name. (Names that are not UTF-8 come back as
-        the same ``str``, as from every read.)"""
+        per folder in each ``LOOKUP_BATCH`` paths, when they come sorted by name. (Names
+        that are not UTF-8 come back as the same ``str``, as from every read.)"""
         known: dict[str, tuple[int, int, int, int]] = {}
         for start in range(0, len(rel_paths), LOOKUP_BATCH):
             # In name order (as a scan's run comes) a batch is one short range of the index;

@@ -17,7 +17,6 @@ is harvested once, as its own dataset, whatever order the scan meets link and fo
 
 from __future__ import annotations
 
-import itertools
 import os
 import queue
 import threading
@@ -79,30 +78,6 @@ def relative_posix(root: Path, path: Path) -> str | None:
         return None
     text = relative.as_posix()
     return None if text in ("", ".") or text.startswith("../") else text
-
-
-def scan_tree(
-    root: Path,
-    path_filter: PathFilter,
-    *,
-    follow_symlinks: bool = False,
-    start: Path | None = None,
-    on_error: ErrorCallback = lambda path, message: None,
-    on_listed: Callable[[Path], None] = lambda folder: None,
-    on_unreadable: UnreadableCallback = lambda path, folder, reason: None,
-) -> Iterator[Found]:
-    """Stream every harvestable regular file under *start* (default: the whole root), as
-    ``scan_runs`` finds them."""
-    runs = scan_runs(
-        root,
-        path_filter,
-        follow_symlinks=follow_symlinks,
-        start=start,
-        on_error=on_error,
-        on_listed=on_listed,
-        on_unreadable=on_unreadable,
-    )
-    return itertools.chain.from_iterable(run.found() for run in runs)
 
 
 def scan_runs(

@@ -8,14 +8,14 @@ import pytest
 
 from agent.pipeline import watch
 from agent.pipeline.filters import PathFilter
-from agent.pipeline.watch import Inbox, RootWatcher, scan_runs, scan_tree
+from agent.pipeline.watch import Inbox, RootWatcher, scan_runs
 from tests.helpers import wait_for
 
 
 def scanned(root: Path, **kwargs: object) -> tuple[list[str], list[tuple[str, str]]]:
     errors: list[tuple[str, str]] = []
-    found = scan_tree(root, PathFilter(), on_error=lambda path, message: errors.append((path, message)), **kwargs)  # type: ignore[arg-type]
-    return sorted(item.rel_path for item in found), errors
+    runs = scan_runs(root, PathFilter(), on_error=lambda path, message: errors.append((path, message)), **kwargs)  # type: ignore[arg-type]
+    return sorted(found.rel_path for run in runs for found in run.found()), errors
 
 
 def test_scan_streams_files_and_skips_junk(tmp_path: Path) -> None:
