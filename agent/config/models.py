@@ -7,6 +7,7 @@ touches the filesystem.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -53,6 +54,12 @@ from agent.config.destinations import (
 )
 from agent.rules.bandwidth import parse_rate
 from agent.rules.templates import DatasetTemplate
+
+
+@functools.lru_cache(maxsize=64)
+def _template(text: str) -> DatasetTemplate:
+    """A parsed dataset template (asked for every file placed; parsed once per text)."""
+    return DatasetTemplate(text)
 
 
 class Instrument(StrictModel):
@@ -125,7 +132,7 @@ class WatchRule(StrictModel):
 
     @property
     def template(self) -> DatasetTemplate:
-        return DatasetTemplate(self.dataset)
+        return _template(self.dataset)
 
 
 class Settle(StrictModel):

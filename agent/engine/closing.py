@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,26 +111,29 @@ class DatasetCloser:
 
     def pending_in(self, root_key: str, dataset_key: str) -> list[Candidate]:
         """Files still settling that belong (or, unplaceable before they settle, may belong) to a dataset."""
+        return list(self._pending(root_key, dataset_key))
+
+    def _pending(self, root_key: str, dataset_key: str) -> Iterator[Candidate]:
         root = self._roots.get(root_key)
-        pending = []
         for candidate in self._tracker.pending():
             if candidate.root != root_key:
                 continue
             if root is None or root.rule.group_by != "folder":
-                pending.append(candidate)  # DICOM grouping needs the settled header to place a file
+                yield candidate  # DICOM grouping needs the settled header to place a file
                 continue
             match = root.rule.template.match(candidate.rel_path)
             if match is not None and match.dataset_key == dataset_key:
-                pending.append(candidate)
-        return pending
+                yield candidate
 
     def busy(self, dataset_id: int) -> bool:
         """Not complete yet: a member is settling or unhashed, or a fileset member is missing."""
         return self._settling_or_unhashed(dataset_id) or bool(self._missing_fileset_members(dataset_id))
 
     def _settling_or_unhashed(self, dataset_id: int) -> bool:
+        if self._journal.has_unhashed_files(dataset_id):  # one indexed look-up, asked first
+            return True
         dataset = self._journal.dataset(dataset_id)
-        return bool(self.pending_in(dataset.root, dataset.dataset_key)) or self._journal.has_unhashed_files(dataset_id)
+        return next(self._pending(dataset.root, dataset.dataset_key), None) is not None
 
     def _missing_fileset_members(self, dataset_id: int) -> list[str]:
         metadata = self._journal.file_metadata(dataset_id)

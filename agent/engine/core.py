@@ -33,6 +33,7 @@ from agent.engine.services import RateMeter, start_control, start_metrics
 from agent.engine.supervision import HUNG_WORKER_SECONDS, RestartLog
 from agent.engine.transfer_worker import TransferWorker
 from agent.errors import JournalWriteError
+from agent.extract.bundles import one_instant
 from agent.journal.lock import StateDirLock
 from agent.journal.store import FileRecord, FileState, Journal, SettledFile
 from agent.observe.metrics_server import MetricsServer
@@ -341,7 +342,8 @@ class Engine:
         self._gaps.vanished((candidate.root, candidate.rel_path) for candidate in result.vanished)
         if not result.settled:
             return
-        settled = [self._placement(candidate) for candidate in result.settled]
+        with one_instant():  # files settled together share their folders' look-ups
+            settled = [self._placement(candidate) for candidate in result.settled]
         touched = self._journal.record_settled(settled)
         marker = self.config.settle.marker
         markers = {item.dataset_key for item in settled if marker and item.rel_path.rsplit("/", 1)[-1] == marker}

@@ -12,6 +12,7 @@ from agent.engine.roots import Roots
 from agent.engine.worker import Worker, source_moved_on
 from agent.errors import ErrorKind, ItemError, SourceChangedError, SourceVanishedError, StopRequested
 from agent.extract import extract_metadata
+from agent.extract.bundles import one_instant
 from agent.journal.store import FileRecord, FileState, Journal
 from agent.pipeline.hashing import sha256_file
 
@@ -80,44 +81,55 @@ class HashWorker(Worker):
         records = journal.files_in_state(FileState.SETTLED, BATCH_SIZE)
         hashed: list[tuple[FileRecord, str, str | None]] = []
         quarantined: dict[int, str] = {}
-        for record in records:
-            path = Path(record.root) / record.rel_path
-            try:
-                digest = sha256_file(
-                    path,
-                    record.identity,
-                    follow_symlinks=self._roots.follow_symlinks(record.root),
-                    should_stop=self._beat_and_check_stop,
-                )
-            except (SourceChangedError, SourceVanishedError) as error:
-                logger.info("%s", error)
-                source_moved_on(journal, record, error, self._on_changed)
-                continue
-            except ItemError as error:
-                logger.warning("%s", error)
-                journal.mark_file(record, FileState.FAILED, str(error))
-                journal.record_error(ErrorKind.ITEM, str(error), path=str(path))
-                continue
-            except OSError as error:
-                # Failing to read a file is that file's problem (an I/O error on a bad sector).
-                message = f"{path}: read failed: {error.strerror or error}"
-                journal.mark_file(record, FileState.FAILED, message)
-                journal.record_error(ErrorKind.ITEM, message, path=str(path))
-                continue
-            except StopRequested:
-                raise
-            except Exception as error:
-                logger.error("%s: unexpected error while hashing", path, exc_info=error)
-                message = f"{path}: internal error while hashing ({type(error).__name__}); see the log"
-                journal.mark_file(record, FileState.FAILED, message)
-                journal.record_error(ErrorKind.INTERNAL, message, path=str(path))
-                continue
-            metadata_json, malformed = self._metadata(path)
-            hashed.append((record, digest, metadata_json))
-            if malformed is not None and (root := self._roots.get(record.root)) and root.quarantines_malformed:
-                # Kept on the instrument, listed as missing in the dataset's package.
-                quarantined[record.id] = f"quarantined (malformed, rule says quarantine): {malformed}"
+        with one_instant():  # files of one batch share their folders' look-ups
+            for record in records:
+                self._hash_one(journal, record, hashed, quarantined)
         if hashed:
             journal.record_hashes(hashed, self._destinations_by_root, quarantined)
             self._on_hashed({record.dataset_id for record, _, _ in hashed if record.dataset_id is not None})
         return bool(records)
+
+    def _hash_one(
+        self,
+        journal: Journal,
+        record: FileRecord,
+        hashed: list[tuple[FileRecord, str, str | None]],
+        quarantined: dict[int, str],
+    ) -> None:
+        """Hash one file and read its metadata into *hashed*, or record why it could not be."""
+        path = Path(record.root) / record.rel_path
+        try:
+            digest = sha256_file(
+                path,
+                record.identity,
+                follow_symlinks=self._roots.follow_symlinks(record.root),
+                should_stop=self._beat_and_check_stop,
+            )
+        except (SourceChangedError, SourceVanishedError) as error:
+            logger.info("%s", error)
+            source_moved_on(journal, record, error, self._on_changed)
+            return
+        except ItemError as error:
+            logger.warning("%s", error)
+            journal.mark_file(record, FileState.FAILED, str(error))
+            journal.record_error(ErrorKind.ITEM, str(error), path=str(path))
+            return
+        except OSError as error:
+            # Failing to read a file is that file's problem (an I/O error on a bad sector).
+            message = f"{path}: read failed: {error.strerror or error}"
+            journal.mark_file(record, FileState.FAILED, message)
+            journal.record_error(ErrorKind.ITEM, message, path=str(path))
+            return
+        except StopRequested:
+            raise
+        except Exception as error:
+            logger.error("%s: unexpected error while hashing", path, exc_info=error)
+            message = f"{path}: internal error while hashing ({type(error).__name__}); see the log"
+            journal.mark_file(record, FileState.FAILED, message)
+            journal.record_error(ErrorKind.INTERNAL, message, path=str(path))
+            return
+        metadata_json, malformed = self._metadata(path)
+        hashed.append((record, digest, metadata_json))
+        if malformed is not None and (root := self._roots.get(record.root)) and root.quarantines_malformed:
+            # Kept on the instrument, listed as missing in the dataset's package.
+            quarantined[record.id] = f"quarantined (malformed, rule says quarantine): {malformed}"

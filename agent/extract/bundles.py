@@ -15,8 +15,12 @@ Membership is decided from names and a few ``stat`` calls on the file's own fold
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,12 +47,37 @@ class Membership:
 
 _KNOWN_FILES: dict[str, None] = {}  # files seen to exist; a missing one may still arrive, so it is asked again
 _KNOWN_LIMIT = 4096
+_ONE_INSTANT = threading.local()  # .absent: names found missing in this thread's batch -> when
+#: The longest a batch counts as one instant (a batch of large files takes minutes to hash).
+INSTANT_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def one_instant() -> Iterator[None]:
+    """Files handled together (a batch) are looked at as of one instant: a name found missing
+    is not asked again within the block. A batch of files from one folder asks the same few
+    names (``acqp`` in each parent); a name that appears during the batch is the same race
+    as a file that arrives just after it, which no order of arrival rules out. An answer is
+    kept at most ``INSTANT_SECONDS``; outside such a block every question goes to the
+    filesystem."""
+    _ONE_INSTANT.absent = {}
+    try:
+        yield
+    finally:
+        _ONE_INSTANT.absent = None
 
 
 def _is_file(path: str) -> bool:
     if path in _KNOWN_FILES:
         return True
-    if not Path(path).is_file():
+    absent: dict[str, float] | None = getattr(_ONE_INSTANT, "absent", None)
+    if absent is not None:
+        now = time.monotonic()
+        if now - absent.get(path, -INSTANT_SECONDS) < INSTANT_SECONDS:
+            return False
+    if not os.path.isfile(path):
+        if absent is not None:
+            absent[path] = now
         return False
     if len(_KNOWN_FILES) >= _KNOWN_LIMIT:
         _KNOWN_FILES.pop(next(iter(_KNOWN_FILES)))
@@ -63,16 +92,36 @@ def _zarr_anchor(folder: Path) -> Path | None:
     return None
 
 
-def unit_folder(path: Path) -> Path | None:
-    """The folder unit (OME-Zarr store or ParaVision scan) that *path* lies in, if any."""
-    parents = list(path.parents)[:MAX_ZARR_DEPTH]
-    for parent in reversed(parents):  # the outermost .zarr folder is the store, even before its
-        if parent.name.lower().endswith(".zarr"):  # metadata file is written (writers often write it last)
-            return parent
-    for parent in parents[:MAX_PARAVISION_DEPTH]:
-        if _is_file(str(parent / "acqp")):
+def _parents(path: str, limit: int) -> list[str]:
+    """Up to *limit* folders above *path*, nearest first (as ``Path.parents``, on strings)."""
+    parents: list[str] = []
+    folder = os.path.dirname(path)
+    while len(parents) < limit:
+        parents.append(folder)
+        above = os.path.dirname(folder)
+        if above == folder:
+            break
+        folder = above
+    return parents
+
+
+def _unit_folder(path: str) -> str | None:
+    if ".zarr" in path.lower():
+        # The outermost .zarr folder is the store, even before its metadata file is written
+        # (writers often write it last).
+        for parent in reversed(_parents(path, MAX_ZARR_DEPTH)):
+            if os.path.basename(parent).lower().endswith(".zarr"):
+                return parent
+    for parent in _parents(path, MAX_PARAVISION_DEPTH):
+        if _is_file(os.path.join(parent, "acqp")):
             return parent
     return None
+
+
+def unit_folder(path: Path) -> Path | None:
+    """The folder unit (OME-Zarr store or ParaVision scan) that *path* lies in, if any."""
+    folder = _unit_folder(str(path))
+    return None if folder is None else Path(folder)
 
 
 def membership(path: Path) -> Membership | None:
@@ -114,11 +163,14 @@ def _same_folder_unit(path: Path) -> Membership | None:
 
 def unit_folder_index(root: Path, rel_path: str) -> int | None:
     """Index of the first folder of *rel_path* that is a folder unit, for dataset placement."""
-    folder = unit_folder(root / rel_path)
+    root_text = str(root)
+    folder = _unit_folder(os.path.join(root_text, *rel_path.split("/")))
     if folder is None:
         return None
     try:
-        depth = len(folder.relative_to(root).parts)
-    except ValueError:
+        relative = os.path.relpath(folder, root_text)
+    except ValueError:  # another drive (Windows)
         return None
-    return depth - 1 if depth > 0 else None
+    if relative == os.curdir or relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    return len(relative.split(os.sep)) - 1
