@@ -10,8 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from pytest import MonkeyPatch
 
-from agent.extract import extract_metadata
+from agent.extract import bundles, extract_metadata
 from agent.extract.model import FileMetadata, load_metadata
 from agent.extract.nd2 import apply_nd2
 from agent.pipeline.datasets import place
@@ -149,3 +150,39 @@ def test_units_are_recognised_whatever_order_their_files_arrive_in(tmp_path: Pat
     shutil.copy(VENDOR / "paravision/BadBanana_01/18/acqp", scan / "acqp")
     later = extract_metadata(scan / "fid")
     assert later.unit is not None and later.unit.kind == "paravision-scan" and later.unit.role == "member"
+
+
+def test_a_batch_asks_a_missing_name_once_and_only_for_an_instant(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(bundles.time, "monotonic", lambda: clock[0])
+    scan = tmp_path / "study/7"
+    scan.mkdir(parents=True)
+    (scan / "fid").write_bytes(b"\0" * 16)
+    with bundles.one_instant():
+        assert bundles.unit_folder(scan / "fid") is None
+        (scan / "acqp").write_bytes(b"##TITLE=x\n")
+        # Within the instant the batch keeps the answer it had: the same race as a late acqp.
+        assert bundles.unit_folder(scan / "fid") is None
+        clock[0] += bundles.INSTANT_SECONDS
+        assert bundles.unit_folder(scan / "fid") == scan  # the instant is over: asked again
+    (scan / "acqp").unlink()
+    other = tmp_path / "study/8"
+    other.mkdir()
+    (other / "fid").write_bytes(b"\0")
+    with bundles.one_instant():
+        assert bundles.unit_folder(other / "fid") is None
+    (other / "acqp").write_bytes(b"##TITLE=y\n")
+    assert bundles.unit_folder(other / "fid") == other  # outside a batch, always asked
+
+
+def test_unit_folder_index_counts_folders_from_the_root(tmp_path: Path) -> None:
+    scan = tmp_path / "user/study/5"
+    (scan / "pdata/1").mkdir(parents=True)
+    (scan / "acqp").write_bytes(b"##TITLE=x\n")
+    assert bundles.unit_folder_index(tmp_path, "user/study/5/pdata/1/2dseq") == 2
+    assert bundles.unit_folder_index(tmp_path, "user/study/5/fid") == 2
+    assert bundles.unit_folder_index(tmp_path / "user/study/5", "pdata/1/2dseq") is None  # the root itself
+    assert bundles.unit_folder_index(tmp_path, "user/other/file.tif") is None
+    store = "run/a.ome.zarr/0/0/0"
+    assert bundles.unit_folder_index(tmp_path, store) == 1  # the outermost .zarr folder, before its metadata
+    assert bundles.unit_folder_index(tmp_path, "x.zarr/b.zarr/0/0") == 0
