@@ -154,7 +154,7 @@ def test_units_are_recognised_whatever_order_their_files_arrive_in(tmp_path: Pat
 
 def test_a_batch_asks_a_missing_name_once_and_only_for_an_instant(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     clock = [100.0]
-    monkeypatch.setattr(bundles.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("agent.extract.bundles.time.monotonic", lambda: clock[0])
     scan = tmp_path / "study/7"
     scan.mkdir(parents=True)
     (scan / "fid").write_bytes(b"\0" * 16)
