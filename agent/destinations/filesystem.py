@@ -242,7 +242,9 @@ class FilesystemTransport(DestinationTransport):
             while written < len(chunk):
                 written += os.write(target, chunk[written:])
 
-        for first, stop in data_ranges(source, offset, size):
+        # A hole in a small file is not worth two seeks per file: its zeros are copied.
+        ranges = data_ranges(source, offset, size) if size - offset > COPY_CHUNK_BYTES else [(offset, size)]
+        for first, stop in ranges:
             if first > offset:  # a hole in the source stays a hole in the copy
                 os.ftruncate(target, first)
                 control.progress(first - offset)

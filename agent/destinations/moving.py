@@ -30,11 +30,10 @@ from agent.pipeline.hashing import check_identity, open_source
 @contextmanager
 def checked_source(item: PayloadItem) -> Iterator[int]:
     """The source's descriptor, its identity checked before and (on success) after the block."""
-    source = open_source(item.source_path, follow_symlinks=item.follow_symlinks)
+    source = open_source(item.source_path, follow_symlinks=item.follow_symlinks, expected=item.identity)
     try:
-        check_identity(item.source_path, source, item.identity, "before")
         yield source
-        check_identity(item.source_path, source, item.identity, "while", follow_symlinks=item.follow_symlinks)
+        check_identity(item.source_path, source, item.identity, follow_symlinks=item.follow_symlinks)
     finally:
         os.close(source)
 

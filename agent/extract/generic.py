@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,9 +15,9 @@ mimetypes.add_type("image/tiff", ".tiff")
 mimetypes.add_type("application/dicom", ".dcm")
 
 
-def generic_metadata(path: Path) -> FileMetadata:
-    """What any file has; raises OSError only if the file cannot be stat'ed."""
-    stat = path.stat()
+def generic_metadata(path: Path, stat: os.stat_result | None = None) -> FileMetadata:
+    """What any file has; raises OSError only if the file cannot be stat'ed (*stat*: already known)."""
+    stat = stat if stat is not None else path.stat()
     media_type, _ = mimetypes.guess_type(path.name, strict=False)
     return FileMetadata(
         file_name=display(path.name),

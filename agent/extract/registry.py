@@ -92,14 +92,15 @@ def extract_metadata(path: Path) -> FileMetadata:
 
     Raises ``OSError`` only when the file cannot be read at all.
     """
-    metadata = generic_metadata(path)
-    unit = membership(path)
-    if unit is not None:
-        metadata.unit = unit.info(path)
     # Opened without blocking and checked: a file swapped for a named pipe must not hang us.
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        opened = os.fstat(descriptor)
+        metadata = generic_metadata(path, opened)
+        unit = membership(path)
+        if unit is not None:
+            metadata.unit = unit.info(path)
+        if not stat.S_ISREG(opened.st_mode):
             metadata.warnings.append("not a regular file: metadata not read")
             return metadata
         head = os.read(descriptor, HEAD_BYTES)
@@ -108,7 +109,7 @@ def extract_metadata(path: Path) -> FileMetadata:
     if unit is None or unit.role == "anchor" or unit.read_member:
         metadata = _extracted(path, head, metadata)
     # else a chunk of a store, a scan's raw data: the unit's anchor describes it
-    return with_completeness(path, metadata)
+    return with_completeness(path, metadata, head)
 
 
 def _extracted(path: Path, head: bytes, metadata: FileMetadata) -> FileMetadata:
@@ -129,10 +130,10 @@ def _extracted(path: Path, head: bytes, metadata: FileMetadata) -> FileMetadata:
     return metadata
 
 
-def with_completeness(path: Path, metadata: FileMetadata) -> FileMetadata:
+def with_completeness(path: Path, metadata: FileMetadata, head: bytes) -> FileMetadata:
     """The file's structural completeness (``agent.extract.whole``); a truncated file says so."""
     try:
-        metadata.completeness = check_file(path)
+        metadata.completeness = check_file(path, head)
     except Exception as error:  # noqa: BLE001 - a check that fails must cost this file its verdict only
         logger.warning("%s: structure check failed: %s", display(str(path)), _describe(error))
         metadata.completeness = FileCompleteness(state="unknown", detail="structure check failed")

@@ -33,8 +33,12 @@ def identity_of(stat_result: os.stat_result) -> FileIdentity:
     )
 
 
-def open_source(path: Path, *, follow_symlinks: bool = False) -> int:
-    """Open a source file read-only, translating OS errors into item errors."""
+def open_source(path: Path, *, follow_symlinks: bool = False, expected: FileIdentity | None = None) -> int:
+    """Open a source file read-only, translating OS errors into item errors.
+
+    With *expected*, the opened file must be that version (the check before reading, on the
+    same ``fstat`` that proves it a regular file): ``SourceChangedError`` otherwise.
+    """
     flags = _OPEN_FLAGS if not follow_symlinks else _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
     try:
         descriptor = os.open(path, flags)
@@ -47,33 +51,34 @@ def open_source(path: Path, *, follow_symlinks: bool = False) -> int:
             raise ItemError(f"{path}: is a symbolic link, which this root does not follow") from None
         raise ItemError(f"{path}: cannot open: {error.strerror}") from None
     try:
-        mode = os.fstat(descriptor).st_mode
+        opened = os.fstat(descriptor)
     except OSError as error:
         os.close(descriptor)
         raise ItemError(f"{path}: cannot read file information: {error.strerror}") from None
-    if not stat_module.S_ISREG(mode):
+    if not stat_module.S_ISREG(opened.st_mode):
         os.close(descriptor)
         raise ItemError(f"{path}: is no longer a regular file (replaced by a named pipe, device or folder); skipped")
+    if expected is not None and identity_of(opened) != expected:
+        os.close(descriptor)
+        raise SourceChangedError(f"{path}: changed before reading; it will be read again once it settles")
     return descriptor
 
 
-def check_identity(
-    path: Path, descriptor: int, expected: FileIdentity, when: str, *, follow_symlinks: bool = False
-) -> None:
-    """Raise ``SourceChangedError`` unless the open file (and, after reading, the path) still match.
+def check_identity(path: Path, descriptor: int, expected: FileIdentity, *, follow_symlinks: bool = False) -> None:
+    """After reading: raise ``SourceChangedError`` unless the open file and the path still
+    match *expected* (the check before reading is ``open_source``'s).
 
-    Before reading, the descriptor alone proves we opened the expected version; after
-    reading, the path is checked too, so a file replaced by a rename is caught. Where the
-    root follows symbolic links, the path is checked by its target (a link's own identity
-    never matches the file it names).
+    The path is checked too, so a file replaced by a rename is caught. Where the root
+    follows symbolic links, the path is checked by its target (a link's own identity never
+    matches the file it names).
     """
     try:
         by_descriptor = identity_of(os.fstat(descriptor))
-        by_path = by_descriptor if when == "before" else identity_of(path.stat(follow_symlinks=follow_symlinks))
+        by_path = identity_of(path.stat(follow_symlinks=follow_symlinks))
     except FileNotFoundError:
-        raise SourceVanishedError(f"{path}: vanished {when} reading") from None
+        raise SourceVanishedError(f"{path}: vanished while reading") from None
     if by_descriptor != expected or by_path != expected:
-        raise SourceChangedError(f"{path}: changed {when} reading; it will be read again once it settles")
+        raise SourceChangedError(f"{path}: changed while reading; it will be read again once it settles")
 
 
 def stream_chunks(
@@ -89,17 +94,32 @@ def stream_chunks(
     # A small file gets a small buffer: zeroing megabytes per file would dominate
     # the cost of a 10,000-file session.
     view = memoryview(bytearray(max(1, min(chunk_bytes, remaining))))
-    os.lseek(descriptor, start_bytes, os.SEEK_SET)
+    position = start_bytes
+    if hasattr(os, "preadv"):  # positioned reads into the buffer: no seek, no copy
 
-    def read_next() -> memoryview:
+        def read_next() -> memoryview:
+            nonlocal remaining, position
+            if remaining <= 0:
+                return view[:0]
+            count = os.preadv(descriptor, [view[: min(chunk_bytes, remaining)]], position)
+            remaining -= count
+            position += count
+            return view[:count]
+
+        return read_next
+    os.lseek(descriptor, start_bytes, os.SEEK_SET)  # Windows: no positioned or vectored reads
+
+    def read_and_copy() -> memoryview:
         nonlocal remaining
         if remaining <= 0:
             return view[:0]
-        count = os.readv(descriptor, [view[: min(chunk_bytes, remaining)]])
+        data = os.read(descriptor, min(chunk_bytes, remaining))
+        count = len(data)
+        view[:count] = data
         remaining -= count
         return view[:count]
 
-    return read_next
+    return read_and_copy
 
 
 def sha256_of_descriptor(descriptor: int, size_bytes: int) -> str:
@@ -119,10 +139,9 @@ def sha256_file(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> str:
     """SHA-256 of *path*, which must keep identity *expected* throughout the read."""
-    descriptor = open_source(path, follow_symlinks=follow_symlinks)
+    descriptor = open_source(path, follow_symlinks=follow_symlinks, expected=expected)
     try:
-        check_identity(path, descriptor, expected, "before")
-        if hasattr(os, "posix_fadvise"):
+        if hasattr(os, "posix_fadvise") and expected.size_bytes > READ_CHUNK_BYTES:
             os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         digest = hashlib.sha256()
         read_next = stream_chunks(descriptor, expected.size_bytes)
@@ -137,7 +156,7 @@ def sha256_file(
                 f"{path}: changed while reading ({total_bytes} bytes read, {expected.size_bytes} expected);"
                 " it will be read again once it settles"
             )
-        check_identity(path, descriptor, expected, "while", follow_symlinks=follow_symlinks)
+        check_identity(path, descriptor, expected, follow_symlinks=follow_symlinks)
         return digest.hexdigest()
     except OSError as error:
         raise ItemError(f"{path}: read failed: {error.strerror}") from None

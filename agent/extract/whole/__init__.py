@@ -121,8 +121,14 @@ def check_for(path: Path, head: bytes) -> Check | None:
     return _SUFFIX_CHECKS.get(path.suffix.lower()) if path.suffix else None
 
 
-def check_file(path: Path) -> FileCompleteness:
-    """Whole, truncated or unknown; raises ``OSError`` only when the file cannot be read."""
+def check_file(path: Path, head: bytes | None = None) -> FileCompleteness:
+    """Whole, truncated or unknown; raises ``OSError`` only when the file cannot be read.
+
+    *head*: the file's first 512 bytes (or all of a shorter file), where the caller has
+    read them already; a file whose format declares nothing to check is then not opened.
+    """
+    if head is not None and check_for(path, head[:512]) is None:
+        return unknown()
     with Source(path) as source:
         head = source.read_at(0, 512)
         check = check_for(path, head)
