@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import os
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
@@ -33,7 +32,7 @@ from agent.destinations.s3_small import MD5_ETAG, SmallPuts
 from agent.errors import AuthError, ItemError, StopRequested, TransientError
 from agent.package.bagit import COMMIT_MARKERS
 from agent.package.sidecar import DatasetPackage
-from agent.pipeline.hashing import stream_chunks
+from agent.pipeline.hashing import read_at, stream_chunks
 from agent.secrets.credentials import resolve
 
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -289,9 +288,9 @@ class S3Transport(DestinationTransport):
         missing = [number for number in range(1, part_count + 1) if number not in parts]
 
         def send_part(number: int) -> dict[str, str]:
-            # os.pread: parts are read concurrently from one descriptor without seeking.
+            # Positioned reads: parts are read concurrently from one descriptor.
             offset = (number - 1) * part_bytes
-            body = os.pread(source, min(part_bytes, size - offset), offset)
+            body = read_at(source, min(part_bytes, size - offset), offset)
             control.progress(len(body))
             digest = hashlib.md5(body).digest()  # noqa: S324
             response = self._call(

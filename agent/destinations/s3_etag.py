@@ -8,10 +8,10 @@ An ETag that is no MD5 (SSE-KMS, other stores) cannot tell: the file is sent aga
 from __future__ import annotations
 
 import hashlib
-import os
 
 from agent.destinations.base import PayloadItem
 from agent.destinations.moving import checked_source
+from agent.pipeline.hashing import read_at
 
 
 def etag_matches(etag: str, item: PayloadItem, configured_part_bytes: int) -> bool:
@@ -31,7 +31,7 @@ def etag_matches(etag: str, item: PayloadItem, configured_part_bytes: int) -> bo
             whole = hashlib.md5()  # noqa: S324 - S3's ETag is MD5
             part_digests = []
             for offset in range(0, max(size, 1), size_of_part):
-                body = os.pread(source, min(size_of_part, size - offset), offset)
+                body = read_at(source, min(size_of_part, size - offset), offset)
                 whole.update(body)
                 part_digests.append(hashlib.md5(body).digest())  # noqa: S324
             if count == 0 and whole.hexdigest() == digest:

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import os
 import stat as stat_module
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,18 @@ def check_identity(path: Path, descriptor: int, expected: FileIdentity, *, follo
         raise SourceChangedError(f"{path}: changed while reading; it will be read again once it settles")
 
 
+_SEEK_AND_READ = threading.Lock()  # where there is no pread, a descriptor's offset is shared
+
+
+def read_at(descriptor: int, length: int, offset: int) -> bytes:
+    """Up to *length* bytes at *offset*, safe from several threads on one descriptor."""
+    if hasattr(os, "pread"):
+        return os.pread(descriptor, length, offset)
+    with _SEEK_AND_READ:  # Windows
+        os.lseek(descriptor, offset, os.SEEK_SET)
+        return os.read(descriptor, length)
+
+
 def stream_chunks(
     descriptor: int, size_bytes: int, start_bytes: int = 0, chunk_bytes: int = READ_CHUNK_BYTES
 ) -> Callable[[], memoryview]:
@@ -107,16 +120,17 @@ def stream_chunks(
             return view[:count]
 
         return read_next
-    os.lseek(descriptor, start_bytes, os.SEEK_SET)  # Windows: no positioned or vectored reads
 
-    def read_and_copy() -> memoryview:
-        nonlocal remaining
+    def read_and_copy() -> memoryview:  # Windows: no positioned or vectored reads
+        nonlocal remaining, position
         if remaining <= 0:
             return view[:0]
+        os.lseek(descriptor, position, os.SEEK_SET)  # each read at its own offset, as preadv
         data = os.read(descriptor, min(chunk_bytes, remaining))
         count = len(data)
         view[:count] = data
         remaining -= count
+        position += count
         return view[:count]
 
     return read_and_copy

@@ -2,12 +2,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from agent.errors import ItemError, SourceChangedError, SourceVanishedError
-from agent.pipeline.hashing import READ_CHUNK_BYTES, identity_of, sha256_file
+from agent.pipeline.hashing import (
+    READ_CHUNK_BYTES,
+    identity_of,
+    read_at,
+    sha256_file,
+    sha256_of_descriptor,
+    stream_chunks,
+)
 
 
 def test_sha256_matches_hashlib(tmp_path: Path) -> None:
@@ -125,3 +133,43 @@ def test_a_followed_symlink_is_checked_by_its_target(tmp_path: Path) -> None:
     link.symlink_to(target)
     digest = sha256_file(link, identity_of(os.stat(link)), follow_symlinks=True)
     assert digest == hashlib.sha256(b"data").hexdigest()
+
+
+@pytest.mark.parametrize("positioned", [True, False], ids=["preadv", "read-and-copy (Windows)"])
+def test_chunks_are_read_from_their_own_offset_whatever_the_platform_offers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, positioned: bool
+) -> None:
+    if not positioned:
+        monkeypatch.delattr(os, "preadv", raising=False)
+    data = os.urandom(3 * 1000 + 17)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        first = stream_chunks(descriptor, len(data), 0, 1000)
+        second = stream_chunks(descriptor, 2000, 500, 400)
+        assert bytes(first()) == data[:1000]
+        # A second reader from another offset, used in between, does not move the first.
+        assert b"".join(bytes(chunk) for chunk in iter(second, b"")) == data[500:2000]
+        assert b"".join(bytes(chunk) for chunk in iter(first, b"")) == data[1000:]
+        assert sha256_of_descriptor(descriptor, len(data)) == hashlib.sha256(data).hexdigest()
+    finally:
+        os.close(descriptor)
+
+
+@pytest.mark.parametrize("positioned", [True, False], ids=["pread", "seek-and-read (Windows)"])
+def test_parts_read_from_threads_on_one_descriptor_are_each_their_own_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, positioned: bool
+) -> None:
+    if not positioned:
+        monkeypatch.delattr(os, "pread", raising=False)
+    data = os.urandom(64 * 4096)
+    path = tmp_path / "parts.bin"
+    path.write_bytes(data)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            parts = list(pool.map(lambda number: read_at(descriptor, 4096, number * 4096), range(64)))
+    finally:
+        os.close(descriptor)
+    assert b"".join(parts) == data
