@@ -38,11 +38,14 @@ CLIENTS = Path(__file__).with_name("_clients.py")
 
 
 @contextlib.contextmanager
-def bench_setup(size_flag: str, default: int, prefix: str) -> Iterator[tuple[argparse.Namespace, Path]]:
-    """The arguments every transport benchmark takes (its size, --rounds, --workdir), and a
-    fresh work folder under --workdir, removed afterwards."""
+def bench_setup(
+    size_flag: str, default: int, prefix: str, extra: Callable[[argparse.ArgumentParser], object] = lambda _: None
+) -> Iterator[tuple[argparse.Namespace, Path]]:
+    """The arguments every transport benchmark takes (its size, --rounds, --workdir, and any
+    *extra* adds), and a fresh work folder under --workdir, removed afterwards."""
     parser = argparse.ArgumentParser()
     parser.add_argument(f"--{size_flag}", type=int, default=default)
+    extra(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     arguments = parser.parse_args()

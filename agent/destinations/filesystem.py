@@ -51,11 +51,15 @@ _ITEM_ERRNOS = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.EISDIR, er
 def _sha256_of(path: Path | str, size_bytes: int) -> str:
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        if os.fstat(descriptor).st_size != size_bytes:
-            return "size differs"
-        return sha256_of_descriptor(descriptor, size_bytes)
+        return _sha256_of_open(descriptor, size_bytes)
     finally:
         os.close(descriptor)
+
+
+def _sha256_of_open(descriptor: int, size_bytes: int) -> str:
+    if os.fstat(descriptor).st_size != size_bytes:
+        return "size differs"
+    return sha256_of_descriptor(descriptor, size_bytes)
 
 
 def _fsync_folder(path: Path) -> None:
@@ -209,7 +213,7 @@ class FilesystemTransport(DestinationTransport):
             # that a newer version of the file removes it (abandon), never left behind.
             control.save_state({"staging": staging_path.name})
         with checked_source(item) as source:
-            flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | (0 if offset else os.O_TRUNC)
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | (0 if offset else os.O_TRUNC)
             # The configured mode, never wider than the source's: a 0600 file stays private.
             mode = self.file_mode & stat_module.S_IMODE(os.fstat(source).st_mode)
             target = os.open(staging_path, flags, mode)
@@ -223,11 +227,12 @@ class FilesystemTransport(DestinationTransport):
                     # Large files are made durable on their own; small ones are flushed
                     # together by sync() before the journal records them as verified.
                     os.fsync(target)
+                # Read back through the copy's own descriptor: what the file now holds.
+                copied_sha256 = _sha256_of_open(target, item.identity.size_bytes)
             finally:
                 os.close(target)
         if offset != item.identity.size_bytes:
             raise ItemError(f"{item.source_path}: copied {offset} bytes, expected {item.identity.size_bytes}")
-        copied_sha256 = _sha256_of(staging_path, item.identity.size_bytes)
         if copied_sha256 != item.sha256:
             staging_path.unlink()
             raise ItemError(
