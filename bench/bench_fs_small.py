@@ -8,6 +8,7 @@ Usage: python bench/bench_fs_small.py [--count 5000] [--rounds 3] [--workdir DIR
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -51,6 +52,9 @@ def main() -> None:
             shutil.rmtree(target, ignore_errors=True)
             shutil.rmtree(workdir / "state", ignore_errors=True)
             target.mkdir()
+            # Untimed: the agent's durable flush (syncfs) must not pay for the previous
+            # run's copies, which rclone leaves unflushed.
+            os.sync()
 
         times: dict[str, list[float]] = {"agent": [], "rclone copy --checksum": []}
         for _ in range(arguments.rounds):
