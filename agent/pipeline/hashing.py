@@ -125,8 +125,7 @@ def stream_chunks(
         nonlocal remaining, position
         if remaining <= 0:
             return view[:0]
-        os.lseek(descriptor, position, os.SEEK_SET)  # each read at its own offset, as preadv
-        data = os.read(descriptor, min(chunk_bytes, remaining))
+        data = read_at(descriptor, min(chunk_bytes, remaining), position)
         count = len(data)
         view[:count] = data
         remaining -= count
